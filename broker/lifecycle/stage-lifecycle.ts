@@ -1,0 +1,447 @@
+/**
+ * The stage lifecycle, free of HTTP: the Koa routes parse, call this, and map results.
+ * Reads top to bottom as DESIGN.md's request flow: verify identity → build key →
+ * policy (install lock) → provenance → record intents (write-ahead) → issue → answer.
+ */
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { StagegateError, isStagegateError } from '../../sdk/errors';
+import type { GrantSpec, IssuedCredential, Provider, StageContext } from '../../providers/provider';
+import type { AuditInput } from '../audit/audit-chain';
+import type { IdentityVerifier, VerifiedIdentity } from '../identity/verify-identity-token';
+import { sha256Hex } from '../identity/verify-identity-token';
+import type { BrokerMetrics } from '../metrics';
+import type { CompiledPolicy, CompiledStage } from '../policy/compile-policy';
+import { evaluatePolicy } from '../policy/evaluate';
+import type { CloseReason, GrantRecord, IssuedRecord, StageRecord, Store } from '../store/store';
+import { toCredentialView, toRevokedView, toStageView, type CredentialView, type RevokedView, type StageView } from './credential-view';
+
+export interface OpenStageInput {
+  readonly identityToken: string | undefined;
+  readonly stage: string;
+  readonly phase: 'run' | 'install';
+  readonly evidence?: readonly unknown[];
+  readonly artifacts?: ReadonlyArray<{ readonly name?: string; readonly digest: { readonly sha256: string } }>;
+}
+
+export interface OpenedStage {
+  readonly stageId: string;
+  /** SECRET: the stage's bearer token; stored only as its sha256. */
+  readonly stageToken: string;
+  readonly build: string;
+  readonly stage: string;
+  readonly phase: 'run' | 'install';
+  readonly rule: string;
+  readonly expiresAt: string;
+  readonly maxExpiresAt: string;
+  readonly heartbeatSeconds: number;
+  readonly credentials: readonly CredentialView[];
+}
+
+export interface HeartbeatResult {
+  readonly stageId: string;
+  readonly state: StageRecord['state'];
+  readonly expiresAt: string;
+  readonly heartbeatSeconds: number;
+  readonly installPhaseOpen: boolean;
+  readonly credentials: readonly CredentialView[];
+}
+
+export interface CloseResult {
+  readonly stageId: string;
+  readonly state: StageRecord['state'];
+  readonly revoked: readonly RevokedView[];
+}
+
+/** Checks a stage's `requires:` against the request's evidence; throws PROVENANCE_FAILED. */
+export type ProvenanceCheck = (
+  requires: unknown,
+  input: { evidence: readonly unknown[]; artifacts: NonNullable<OpenStageInput['artifacts']> },
+  claims: Readonly<Record<string, unknown>>,
+) => Promise<unknown>;
+
+export interface LifecycleDeps {
+  readonly store: Store;
+  readonly policy: CompiledPolicy;
+  readonly identity: IdentityVerifier;
+  readonly providers: ReadonlyMap<string, Provider<any>>;
+  readonly logger: Logger;
+  readonly metrics: BrokerMetrics;
+  readonly now?: () => number;
+  /** Absent: any stage with `requires:` is denied (fail closed). */
+  readonly provenance?: ProvenanceCheck;
+  /** sha256 hex digests of admin tokens allowed to read any stage. */
+  readonly adminTokenSha256?: readonly string[];
+  readonly revokeBackoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+/** How long a closer owns the grants it claimed before the reaper may take them over, ms. */
+export const REVOKE_CLAIM_MS = 60_000;
+/** Refresh a credential this long before its `refreshAt` has passed, ms (heartbeat granularity). */
+const REFRESH_SLACK_MS = 1_000;
+
+export interface StageLifecycle {
+  openStage(input: OpenStageInput): Promise<OpenedStage>;
+  heartbeat(stageId: string, stageToken: string | undefined): Promise<HeartbeatResult>;
+  closeStage(stageId: string, stageToken: string | undefined, exitCode: number | null): Promise<CloseResult>;
+  getStage(stageId: string, token: string | undefined): Promise<StageView>;
+  /** Close a stage for the reaper (lapsed heartbeat, TTL, crash recovery). */
+  reapStage(stage: StageRecord, reason: CloseReason): Promise<void>;
+  /** Retry one claimed revocation (reaper). */
+  revokeClaimed(grant: GrantRecord, since: number): Promise<boolean>;
+  finish(stageId: string): Promise<void>;
+  /** Wait for closes in flight (shutdown). */
+  drain(): Promise<void>;
+}
+
+const newStageToken = () => `sgst_${randomBytes(32).toString('base64url')}`;
+
+function tokenMatches(token: string | undefined, sha256: string): boolean {
+  if (!token) return false;
+  const a = Buffer.from(sha256Hex(token), 'hex');
+  const b = Buffer.from(sha256, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Reduce any failure of a provider to a coded error: never pass a cloud SDK's message on. */
+function providerError(err: unknown, grant: string, provider: string): StagegateError {
+  if (isStagegateError(err)) {
+    return new StagegateError(err.code, err.message, { details: { ...err.details, grant, provider } });
+  }
+  return new StagegateError('PROVIDER_UNAVAILABLE', `provider '${provider}' failed to issue grant '${grant}'`, { details: { grant, provider } });
+}
+
+export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
+  const { store, policy, identity, providers, logger, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const backoff = deps.revokeBackoff ?? { initialMs: 500, maxMs: 60_000 };
+  const adminDigests = deps.adminTokenSha256 ?? [];
+  const closing = new Map<string, Promise<CloseResult>>();
+  const reaping = new Set<Promise<unknown>>();
+
+  function stageDefinition(s: Pick<StageRecord, 'rule' | 'stage'>): CompiledStage | undefined {
+    return policy.rules.find((r) => r.name === s.rule)?.stages.get(s.stage);
+  }
+
+  function contextOf(s: StageRecord, claims: Readonly<Record<string, unknown>> = {}): StageContext {
+    return {
+      stageId: s.id,
+      build: s.build,
+      stage: s.stage,
+      rule: s.rule,
+      issuer: s.issuer,
+      claims,
+      expiresAt: new Date(s.expiresAt),
+      maxExpiresAt: new Date(s.maxExpiresAt),
+    };
+  }
+
+  async function deny(err: StagegateError, req: OpenStageInput, who: VerifiedIdentity | undefined): Promise<never> {
+    metrics.denials.inc({ code: err.code });
+    metrics.opens.inc({ result: 'denied' });
+    const data: Record<string, unknown> = {
+      code: err.code,
+      stage: req.stage.slice(0, 64),
+      phase: req.phase,
+      details: err.details,
+      identitySha256: who?.tokenSha256 ?? (req.identityToken ? sha256Hex(req.identityToken) : null),
+      build: who?.build ?? null,
+      issuer: who?.issuer ?? null,
+    };
+    await store.appendAudit([{ type: 'stage.denied', data }]);
+    logger.info({ event: 'stage.denied', ...data }, 'stage denied');
+    throw err;
+  }
+
+  async function openStage(req: OpenStageInput): Promise<OpenedStage> {
+    // 1-2. identity and build key
+    let who: VerifiedIdentity;
+    try {
+      who = await identity.verify(req.identityToken);
+    } catch (err) {
+      return deny(err as StagegateError, req, undefined);
+    }
+    // 3. policy
+    let stageDef: CompiledStage;
+    let ruleName: string;
+    try {
+      const decision = evaluatePolicy(policy, { issuer: who.issuer, claims: who.claims, stage: req.stage, phase: req.phase });
+      stageDef = decision.stage;
+      ruleName = decision.rule.name;
+    } catch (err) {
+      return deny(err as StagegateError, req, who);
+    }
+    // 4. provenance (fail closed when required and no verifier is wired)
+    if (stageDef.requires !== undefined) {
+      try {
+        if (!deps.provenance) throw new StagegateError('PROVENANCE_FAILED', 'this stage requires provenance and no verifier is configured', { details: { check: 'no-verifier' } });
+        await deps.provenance(stageDef.requires, { evidence: req.evidence ?? [], artifacts: req.artifacts ?? [] }, who.claims);
+      } catch (err) {
+        return deny(isStagegateError(err) ? err : new StagegateError('PROVENANCE_FAILED', 'provenance verification failed', { details: { check: 'internal' } }), req, who);
+      }
+    }
+
+    // 5-6. decide and record, write-ahead: the intents are committed before any provider call.
+    const t0 = now();
+    const stageToken = newStageToken();
+    const record: StageRecord = {
+      id: randomUUID(),
+      build: who.build,
+      stage: stageDef.name,
+      phase: stageDef.phase,
+      rule: ruleName,
+      issuer: who.issuer,
+      state: 'opening',
+      tokenSha256: sha256Hex(stageToken),
+      identitySha256: who.tokenSha256,
+      openedAt: t0,
+      expiresAt: t0 + stageDef.ttlSeconds * 1000,
+      maxExpiresAt: t0 + stageDef.maxTtlSeconds * 1000,
+      heartbeatSeconds: stageDef.heartbeatSeconds,
+      lastHeartbeatAt: t0,
+      closedAt: null,
+      closeReason: null,
+      exitCode: null,
+    };
+    const ctx = contextOf(record, who.claims);
+    const plan = stageDef.grants.map((g) => {
+      const provider = providers.get(g.provider);
+      if (!provider) throw new StagegateError('INTERNAL', `grant '${g.name}' names provider '${g.provider}' that is not running`);
+      const spec: GrantSpec = { name: g.name, provider: g.provider, params: g.params };
+      return { spec, provider, intent: provider.prepare(spec, ctx) };
+    });
+    const { closedAt: _c, closeReason: _r, exitCode: _e, state: _s, ...newStage } = record;
+    try {
+      await store.createStage({
+        stage: newStage,
+        grants: plan.map((p) => ({ name: p.spec.name, provider: p.spec.provider, intent: p.intent })),
+        once: stageDef.once,
+        requireCleanInstall: stageDef.requireInstallPhase,
+        audit: [
+          {
+            type: 'stage.opened',
+            stageId: record.id,
+            data: {
+              build: record.build,
+              stage: record.stage,
+              phase: record.phase,
+              rule: record.rule,
+              issuer: record.issuer,
+              identitySha256: who.tokenSha256,
+              subject: typeof who.claims.sub === 'string' ? who.claims.sub.slice(0, 256) : null,
+              grants: plan.map((p) => ({ name: p.spec.name, provider: p.spec.provider, intent: p.intent })),
+              expiresAt: record.expiresAt,
+            },
+          },
+        ],
+      });
+    } catch (err) {
+      if (isStagegateError(err)) return deny(err, req, who);
+      throw err;
+    }
+
+    // 7. issue, all or nothing
+    const issued: Array<{ name: string; provider: string; credential: IssuedCredential }> = [];
+    const failures: StagegateError[] = [];
+    await Promise.all(
+      plan.map(async ({ spec, provider, intent }) => {
+        const started = process.hrtime.bigint();
+        try {
+          const credential = await provider.issue(spec, ctx, intent);
+          metrics.issueSeconds.observe({ provider: spec.provider }, Number(process.hrtime.bigint() - started) / 1e9);
+          const rec: IssuedRecord = {
+            handle: credential.handle,
+            kind: credential.kind,
+            revocation: credential.revocation,
+            expiresAt: credential.expiresAt.getTime(),
+            refreshAt: credential.refreshAt?.getTime() ?? null,
+          };
+          const recorded = await store.recordIssued(record.id, spec.name, rec, [
+            {
+              type: 'credential.issued',
+              stageId: record.id,
+              data: { grant: spec.name, provider: spec.provider, kind: credential.kind, revocation: credential.revocation, expiresAt: rec.expiresAt, handle: credential.handle },
+            },
+          ]);
+          if (!recorded) {
+            // The stage was reaped while this call was in flight: revoke what we just got.
+            await provider.revoke(intent, credential.handle).catch(() => undefined);
+            throw new StagegateError('PROVIDER_UNAVAILABLE', 'the stage was closed while its credentials were being issued', { details: { grant: spec.name } });
+          }
+          issued.push({ name: spec.name, provider: spec.provider, credential });
+        } catch (err) {
+          const coded = providerError(err, spec.name, spec.provider);
+          failures.push(coded);
+          logger.warn({ event: 'credential.issue-failed', stageId: record.id, grant: spec.name, provider: spec.provider, code: coded.code }, 'issue failed');
+        }
+      }),
+    );
+    if (failures.length > 0) {
+      const first = failures[0]!;
+      await store.appendAudit([
+        { type: 'credential.issue-failed', stageId: record.id, data: { failures: failures.map((f) => ({ code: f.code, grant: f.details.grant, provider: f.details.provider })) } },
+      ]);
+      await closeNow(record.id, 'issue-failed', null);
+      return deny(first, req, who);
+    }
+    const opened = await store.markOpen(record.id, []);
+    if (!opened) {
+      return deny(new StagegateError('PROVIDER_UNAVAILABLE', 'the stage was closed while it was opening'), req, who);
+    }
+    metrics.opens.inc({ result: 'opened' });
+    logger.info({ event: 'stage.opened', stageId: record.id, build: record.build, stage: record.stage, rule: record.rule, grants: issued.length }, 'stage opened');
+    const byName = new Map(issued.map((i) => [i.name, i]));
+    return {
+      stageId: record.id,
+      stageToken,
+      build: record.build,
+      stage: record.stage,
+      phase: record.phase,
+      rule: record.rule,
+      expiresAt: new Date(record.expiresAt).toISOString(),
+      maxExpiresAt: new Date(record.maxExpiresAt).toISOString(),
+      heartbeatSeconds: record.heartbeatSeconds,
+      credentials: plan.map((p) => {
+        const i = byName.get(p.spec.name)!;
+        return toCredentialView(i.name, i.provider, i.credential);
+      }),
+    };
+  }
+
+  async function authorize(stageId: string, token: string | undefined, allowAdmin = false): Promise<StageRecord> {
+    const stage = await store.getStage(stageId);
+    if (!stage) throw new StagegateError('STAGE_NOT_FOUND', 'no such stage', { details: { stageId: stageId.slice(0, 64) } });
+    if (tokenMatches(token, stage.tokenSha256)) return stage;
+    if (allowAdmin && token && adminDigests.some((d) => tokenMatches(token, d))) return stage;
+    throw new StagegateError('UNAUTHENTICATED', 'the stage token is missing or wrong', { details: { reason: 'stage-token' } });
+  }
+
+  /** Revoke one claimed grant; on failure schedule a retry with exponential backoff. */
+  async function revokeGrant(g: GrantRecord, since: number): Promise<boolean> {
+    const provider = providers.get(g.provider);
+    try {
+      if (!provider) throw new StagegateError('PROVIDER_UNAVAILABLE', `provider '${g.provider}' is not configured`);
+      const result = await provider.revoke(g.intent, g.issued ?? undefined);
+      const at = now();
+      metrics.revocations.inc({ provider: g.provider, method: result.method, result: 'ok' });
+      metrics.revocationLagSeconds.observe({ provider: g.provider }, Math.max(0, at - since) / 1000);
+      await store.recordRevoked(g.stageId, g.name, { method: result.method, at, effectiveAt: result.effectiveAt.getTime() }, [
+        {
+          type: 'credential.revoked',
+          stageId: g.stageId,
+          data: { grant: g.name, provider: g.provider, method: result.method, effectiveAt: result.effectiveAt.getTime(), handle: g.issued ?? g.intent, attempts: g.attempts + 1 },
+        },
+      ]);
+      return true;
+    } catch (err) {
+      const code = isStagegateError(err) ? err.code : 'PROVIDER_UNAVAILABLE';
+      const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(g.attempts, 20));
+      metrics.revocations.inc({ provider: g.provider, method: g.revocation ?? 'unknown', result: 'failed' });
+      await store.recordRevokeFailed(g.stageId, g.name, code, now() + delay, [
+        { type: 'credential.revoke-failed', stageId: g.stageId, data: { grant: g.name, provider: g.provider, code, attempt: g.attempts + 1, retryInMs: delay } },
+      ]);
+      logger.warn({ event: 'credential.revoke-failed', stageId: g.stageId, grant: g.name, provider: g.provider, code, retryInMs: delay }, 'revocation failed; will retry');
+      return false;
+    }
+  }
+
+  async function finish(stageId: string): Promise<void> {
+    await store.finishClose(stageId, now(), [{ type: 'stage.closed', stageId, data: {} }]);
+  }
+
+  async function closeNow(stageId: string, reason: CloseReason, exitCode: number | null): Promise<void> {
+    const t = now();
+    const begun = await store.beginClose(stageId, reason, exitCode, t, t + REVOKE_CLAIM_MS, [
+      { type: reason === 'issue-failed' ? 'stage.failed' : 'stage.closing', stageId, data: { reason, exitCode } },
+    ]);
+    if (!begun) return;
+    await Promise.all(begun.grants.map((g) => revokeGrant(g, t)));
+    await finish(stageId);
+  }
+
+  async function closeView(stageId: string): Promise<CloseResult> {
+    const stage = (await store.getStage(stageId))!;
+    const grants = await store.getGrants(stageId);
+    return { stageId, state: stage.state, revoked: grants.map(toRevokedView) };
+  }
+
+  return {
+    openStage,
+
+    async heartbeat(stageId, stageToken) {
+      const stage = await authorize(stageId, stageToken);
+      if (stage.state !== 'open') {
+        throw new StagegateError('STAGE_CLOSED', `the stage is ${stage.state}`, { details: { state: stage.state, closeReason: stage.closeReason } });
+      }
+      const t = now();
+      const def = stageDefinition(stage);
+      const ttlMs = def ? def.ttlSeconds * 1000 : stage.expiresAt - stage.openedAt;
+      const updated = await store.heartbeat(stageId, t, Math.min(stage.maxExpiresAt, Math.max(stage.expiresAt, t + ttlMs)));
+      if (!updated) throw new StagegateError('STAGE_CLOSED', 'the stage closed', { details: { state: 'closed' } });
+      const refreshed: CredentialView[] = [];
+      for (const g of await store.getGrants(stageId)) {
+        if (g.state !== 'issued' || g.refreshAt === null || g.refreshAt > t + REFRESH_SLACK_MS || !g.issued) continue;
+        const provider = providers.get(g.provider);
+        const spec = def?.grants.find((x) => x.name === g.name);
+        if (!provider?.refresh || !spec) continue;
+        try {
+          const c = await provider.refresh({ name: spec.name, provider: spec.provider, params: spec.params }, contextOf(updated), g.issued);
+          await store.recordRefreshed(stageId, g.name, { handle: c.handle, kind: c.kind, revocation: c.revocation, expiresAt: c.expiresAt.getTime(), refreshAt: c.refreshAt?.getTime() ?? null }, [
+            { type: 'credential.refreshed', stageId, data: { grant: g.name, provider: g.provider, expiresAt: c.expiresAt.getTime(), handle: c.handle } },
+          ]);
+          refreshed.push(toCredentialView(g.name, g.provider, c));
+        } catch (err) {
+          // The current credential is still valid until it expires; the next heartbeat retries.
+          logger.warn({ event: 'credential.refresh-failed', stageId, grant: g.name, code: isStagegateError(err) ? err.code : 'PROVIDER_UNAVAILABLE' }, 'refresh failed');
+        }
+      }
+      return {
+        stageId,
+        state: updated.state,
+        expiresAt: new Date(updated.expiresAt).toISOString(),
+        heartbeatSeconds: updated.heartbeatSeconds,
+        installPhaseOpen: await store.isInstallOpen(updated.build),
+        credentials: refreshed,
+      };
+    },
+
+    async closeStage(stageId, stageToken, exitCode) {
+      await authorize(stageId, stageToken);
+      const inflight = closing.get(stageId);
+      if (inflight) return inflight;
+      const p = (async () => {
+        await closeNow(stageId, 'exit', exitCode);
+        return closeView(stageId);
+      })();
+      closing.set(stageId, p);
+      try {
+        return await p;
+      } finally {
+        closing.delete(stageId);
+      }
+    },
+
+    async getStage(stageId, token) {
+      const stage = await authorize(stageId, token, true);
+      return toStageView(stage, await store.getGrants(stageId), await store.isInstallOpen(stage.build));
+    },
+
+    async reapStage(stage, reason) {
+      const p = closeNow(stage.id, reason, null);
+      reaping.add(p);
+      try {
+        await p;
+      } finally {
+        reaping.delete(p);
+      }
+      logger.info({ event: 'stage.reaped', stageId: stage.id, reason }, 'stage reaped');
+    },
+
+    revokeClaimed: revokeGrant,
+    finish,
+
+    async drain() {
+      await Promise.allSettled([...closing.values(), ...reaping]);
+    },
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * The broker's store: stages, grant handles, the revocation queue, install locks and
+ * the audit chain. SQLite is the embedded default; PostgreSQL (HA) implements the same
+ * interface. Nothing here ever holds credential material: handles, digests, times.
+ */
+import type { Handle, RevocationMethod } from '../../providers/provider';
+import type { AuditEvent, AuditInput } from '../audit/audit-chain';
+
+export type StageState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
+export type GrantState = 'intent' | 'issued' | 'revoking' | 'revoked';
+export type CloseReason = 'exit' | 'heartbeat-lapsed' | 'ttl-expired' | 'issue-failed' | 'crash-recovery';
+
+export interface StageRecord {
+  readonly id: string;
+  readonly build: string;
+  readonly stage: string;
+  readonly phase: 'run' | 'install';
+  readonly rule: string;
+  readonly issuer: string;
+  readonly state: StageState;
+  readonly tokenSha256: string;
+  readonly identitySha256: string;
+  /** All times are Unix milliseconds. */
+  readonly openedAt: number;
+  readonly expiresAt: number;
+  readonly maxExpiresAt: number;
+  readonly heartbeatSeconds: number;
+  readonly lastHeartbeatAt: number;
+  readonly closedAt: number | null;
+  readonly closeReason: CloseReason | null;
+  readonly exitCode: number | null;
+}
+
+export interface GrantRecord {
+  readonly stageId: string;
+  readonly name: string;
+  readonly provider: string;
+  readonly state: GrantState;
+  readonly intent: Handle;
+  readonly issued: Handle | null;
+  readonly kind: string | null;
+  readonly revocation: RevocationMethod | null;
+  readonly expiresAt: number | null;
+  readonly refreshAt: number | null;
+  readonly attempts: number;
+  readonly nextAttemptAt: number | null;
+  readonly claimedUntil: number | null;
+  readonly lastErrorCode: string | null;
+  readonly revokedAt: number | null;
+  readonly effectiveAt: number | null;
+  readonly method: RevocationMethod | null;
+}
+
+export interface NewStage {
+  readonly stage: Omit<StageRecord, 'state' | 'closedAt' | 'closeReason' | 'exitCode'>;
+  readonly grants: ReadonlyArray<{ readonly name: string; readonly provider: string; readonly intent: Handle }>;
+  /** A stage that opens once per build: a second open is STAGE_ALREADY_RAN. */
+  readonly once: boolean;
+  /** Only after an install phase of the build closed cleanly (exit code 0). */
+  readonly requireCleanInstall: boolean;
+  readonly audit: readonly AuditInput[];
+}
+
+export interface IssuedRecord {
+  readonly handle: Handle;
+  readonly kind: string;
+  readonly revocation: RevocationMethod;
+  readonly expiresAt: number;
+  readonly refreshAt: number | null;
+}
+
+export interface Store {
+  /**
+   * Atomically: check the build's install lock / run stages / once slot, then insert the
+   * stage (state `opening`), one `intent` per grant, and the audit events.
+   * Throws STAGE_ALREADY_RAN, INSTALL_PHASE_OPEN, RUN_STAGE_OPEN or INSTALL_PHASE_REQUIRED.
+   */
+  createStage(input: NewStage): Promise<void>;
+  /** False when the grant is no longer an `intent` (the stage was reaped meanwhile). */
+  recordIssued(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<boolean>;
+  /** `opening` → `open`; false when the stage is no longer `opening`. */
+  markOpen(stageId: string, audit: readonly AuditInput[]): Promise<boolean>;
+  /**
+   * Start closing a stage that is `opening`/`open`: the stage moves to `closing` (or
+   * `failed` for `issue-failed`), its `intent`/`issued` grants to `revoking`, claimed by
+   * the caller until `claimUntil`. Returns the claimed grants, or undefined when the stage
+   * was not opening/open (someone else is closing it, or it is closed).
+   */
+  beginClose(
+    stageId: string,
+    reason: CloseReason,
+    exitCode: number | null,
+    now: number,
+    claimUntil: number,
+    audit: readonly AuditInput[],
+  ): Promise<{ stage: StageRecord; grants: GrantRecord[] } | undefined>;
+  recordRevoked(stageId: string, grant: string, result: { method: RevocationMethod; at: number; effectiveAt: number }, audit: readonly AuditInput[]): Promise<void>;
+  recordRevokeFailed(stageId: string, grant: string, errorCode: string, nextAttemptAt: number, audit: readonly AuditInput[]): Promise<void>;
+  /** `closing` → `closed` once no grant is left to revoke. Returns the stage's state afterwards. */
+  finishClose(stageId: string, now: number, audit: readonly AuditInput[]): Promise<StageState | undefined>;
+  /** Extend an `open` stage. Returns the updated record, or undefined if not open. */
+  heartbeat(stageId: string, now: number, expiresAt: number): Promise<StageRecord | undefined>;
+  recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<void>;
+  getStage(stageId: string): Promise<StageRecord | undefined>;
+  getGrants(stageId: string): Promise<GrantRecord[]>;
+  isInstallOpen(build: string): Promise<boolean>;
+  /** Open stages whose heartbeat lapsed or TTL ended, and `opening` stages older than `staleOpeningBefore`. */
+  findLapsed(now: number, staleOpeningBefore: number, limit: number): Promise<StageRecord[]>;
+  /** Claim `revoking` grants that are due and not claimed by anyone else. */
+  claimDueRevocations(now: number, claimUntil: number, limit: number): Promise<GrantRecord[]>;
+  /** Stages in `closing` whose grants are all revoked (to finish after a crash). */
+  findFinishable(limit: number): Promise<string[]>;
+  appendAudit(events: readonly AuditInput[]): Promise<void>;
+  readAudit(afterSeq: number, limit: number): Promise<AuditEvent[]>;
+  /** Counts for metrics/readiness. */
+  counts(): Promise<{ openStages: number; pendingRevocations: number }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,10 @@
+/**
+ * The provider types the broker knows, by `type`. Adding a backend = adding its
+ * factory here; nothing else in the broker names a cloud.
+ */
+import type { ProviderFactory } from './provider';
+import { devProviderFactory } from './dev/dev-provider';
+
+export const PROVIDER_FACTORIES: ReadonlyMap<string, ProviderFactory<any, any>> = new Map(
+  [devProviderFactory as ProviderFactory<any, any>].map((f) => [f.type, f]),
+);
