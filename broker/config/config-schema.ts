@@ -15,8 +15,12 @@ export const DEFAULTS = {
   heartbeatSeconds: 30,
   /** Accepted clock skew on `exp`/`nbf`/`iat`, seconds. */
   clockSkewSeconds: 30,
-  /** Largest identity token accepted, bytes. */
-  maxTokenBytes: 16 * 1024,
+  /** Largest identity token accepted, bytes (CI tokens are 1-2 KiB; Node caps all headers at 16 KiB). */
+  maxTokenBytes: 8 * 1024,
+  /** Least time between JWKS refetches caused by an unknown `kid`, seconds. */
+  jwksCooldownSeconds: 30,
+  /** How long a fetched JWKS is used before refetching, seconds. */
+  jwksCacheSeconds: 600,
   /** Largest request body, bytes. */
   maxBodyBytes: 1024 * 1024,
   /** How often the reaper runs, milliseconds. */
@@ -45,7 +49,9 @@ export const issuerSchema = z
     buildKey: z.string().min(1).regex(/\{[^{}]+\}/, 'buildKey must reference at least one claim, e.g. {run_id}'),
     algorithms: z.array(z.enum(ALLOWED_ALGORITHMS)).min(1).optional(),
     clockSkewSeconds: z.number().int().min(0).max(300).default(DEFAULTS.clockSkewSeconds),
-    maxTokenBytes: z.number().int().min(512).max(65536).default(DEFAULTS.maxTokenBytes),
+    maxTokenBytes: z.number().int().min(512).max(16 * 1024).default(DEFAULTS.maxTokenBytes),
+    jwksCooldownSeconds: z.number().int().min(1).max(3600).default(DEFAULTS.jwksCooldownSeconds),
+    jwksCacheSeconds: z.number().int().min(10).max(86400).default(DEFAULTS.jwksCacheSeconds),
   })
   .strict();
 

@@ -47,10 +47,6 @@ export interface IdentityVerifier {
   verify(token: string | undefined): Promise<VerifiedIdentity>;
 }
 
-/** How long a fetched JWKS is trusted before a refetch, ms. */
-const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
-/** Least time between two JWKS refetches triggered by an unknown `kid`, ms. */
-const JWKS_COOLDOWN_MS = 30_000;
 /** Time limit of one JWKS or discovery fetch, ms. */
 const JWKS_TIMEOUT_MS = 5_000;
 
@@ -99,8 +95,9 @@ export function createIdentityVerifier(issuers: readonly IssuerConfig[]): Identi
     entry.loading ??= (async () => {
       const uri = entry.config.jwksUri ?? (await discoverJwksUri(entry.config.issuer));
       return createRemoteJWKSet(new URL(uri), {
-        cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
-        cooldownDuration: JWKS_COOLDOWN_MS,
+        cacheMaxAge: entry.config.jwksCacheSeconds * 1000,
+        // An unknown kid refetches the JWKS (key rotation) at most once per cooldown.
+        cooldownDuration: entry.config.jwksCooldownSeconds * 1000,
         timeoutDuration: JWKS_TIMEOUT_MS,
       });
     })();
