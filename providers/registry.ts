@@ -4,7 +4,8 @@
  */
 import type { ProviderFactory } from './provider';
 import { devProviderFactory } from './dev/dev-provider';
+import { gcpIamProviderFactory } from './gcp-iam/gcp-iam-provider';
 
 export const PROVIDER_FACTORIES: ReadonlyMap<string, ProviderFactory<any, any>> = new Map(
-  [devProviderFactory as ProviderFactory<any, any>].map((f) => [f.type, f]),
+  ([devProviderFactory, gcpIamProviderFactory] as ProviderFactory<any, any>[]).map((f) => [f.type, f]),
 );
