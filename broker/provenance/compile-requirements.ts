@@ -109,7 +109,19 @@ export function compileRequirements(raw: unknown, options: CompileRequirementsOp
     }
   });
   if (problems.length > 0) throw configInvalid(problems);
-  return { entries };
+  const compiled: CompiledRequirements = { entries };
+  COMPILED.add(compiled);
+  return compiled;
+}
+
+// Only objects made by compileRequirements are verified against: a hand-built or
+// deserialised "compiled" object could skip the load-time checks (key parsing,
+// trusted-root loading, anchoring).
+const COMPILED = new WeakSet<object>();
+
+/** Whether a value was returned by {@link compileRequirements}. */
+export function isCompiledRequirements(value: unknown): value is CompiledRequirements {
+  return typeof value === 'object' && value !== null && COMPILED.has(value);
 }
 
 interface CompileContext {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { StagegateError } from '../../sdk/errors';
 import { escapeRegExp, fillClaimTemplate, type ClaimTemplate } from './claim-template';
-import { anchoredRegExp, type CompiledRequirementItem, type CompiledRequirements } from './compile-requirements';
+import { anchoredRegExp, isCompiledRequirements, type CompiledRequirementItem, type CompiledRequirements } from './compile-requirements';
 import { verifyDsseEnvelope } from './dsse-envelope';
-import type { DeclaredArtifact, EvidenceItem } from './evidence-schema';
-import { parseInTotoStatement, type InTotoStatement } from './in-toto-statement';
+import { checkEvidenceLimits } from './evidence-limits';
+import { artifactListSchema, evidenceItemSchema, type DeclaredArtifact, type EvidenceItem } from './evidence-schema';
+import { isRecord, parseInTotoStatement, type InTotoStatement } from './in-toto-statement';
 import { CheckFailure, type CheckResult, type ProvenanceCheck } from './provenance-check';
 import type { BindableFact } from './requirements-schema';
 import { verifySigstoreBundle } from './sigstore-bundle';
@@ -73,9 +74,14 @@ export interface EvidenceReport {
   readonly failures: readonly RequirementFailure[];
 }
 
-/** The evidence a stage presents. */
+/**
+ * The evidence a stage presents, as it arrived in the request body: items are
+ * validated here (limits, then {@link evidenceItemSchema}), so a caller may pass the
+ * raw parsed JSON. An item of a known `type` with a bad shape fails its requirements
+ * as `malformed`; an item of unknown type is ignored.
+ */
 export interface EvidenceInput {
-  readonly evidence?: readonly EvidenceItem[];
+  readonly evidence?: readonly unknown[];
   readonly artifacts?: readonly DeclaredArtifact[];
 }
 
@@ -98,6 +104,8 @@ export type TokenClaims = Readonly<Record<string, unknown>>;
  * and the event loop is yielded between attempts. One attempt is bounded by the
  * evidence size limits (a few milliseconds).
  *
+ * @throws StagegateError `INVALID_REQUEST` / `PAYLOAD_TOO_LARGE` when the evidence
+ *   breaks the limits of {@link checkEvidenceLimits} or the artifacts are malformed.
  * @throws StagegateError `PROVENANCE_FAILED` (403) whose details list, per failed
  *   requirement, its path, the evidence item (index and digest) and the check:
  *   `{ failures: RequirementFailure[] }`. Nothing of the evidence but digests is echoed.
@@ -140,18 +148,31 @@ async function evaluate(
   claims: TokenClaims,
   options: VerifyEvidenceOptions,
 ): Promise<{ report: EvidenceReport; satisfied: Array<{ requirement: string; facts: ProvenanceFacts }> }> {
+  if (!isCompiledRequirements(compiled)) throw new TypeError('verifyEvidence needs the result of compileRequirements');
   const now = options.now ?? Date.now;
   const deadline = now() + (options.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS);
-  const evidence = (input.evidence ?? []).map((item, index) => ({
-    item,
-    ref: { index, sha256: createHash('sha256').update(JSON.stringify(item)).digest('hex') },
-  }));
-  const artifacts = (input.artifacts ?? []).map((a) => a.digest.sha256.toLowerCase());
+  checkEvidenceLimits(input.evidence);
+  const evidence = (input.evidence ?? []).map((raw, index) => {
+    const parsed = evidenceItemSchema.safeParse(raw);
+    const type: unknown = isRecord(raw) ? raw.type : undefined;
+    return {
+      type,
+      item: parsed.success ? parsed.data : undefined,
+      ref: { index, sha256: createHash('sha256').update(JSON.stringify(raw)).digest('hex') },
+    };
+  });
+  const declared = artifactListSchema.safeParse(input.artifacts ?? []);
+  if (!declared.success) {
+    throw new StagegateError('INVALID_REQUEST', 'artifacts must be a list of { name?, digest: { sha256 } }', {
+      details: { path: 'artifacts', problems: declared.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  const artifacts = declared.data.map((a) => a.digest.sha256.toLowerCase());
   const satisfied: Array<{ requirement: string; facts: ProvenanceFacts }> = [];
   let timedOut = false;
 
   const runItem = async (item: CompiledRequirementItem): Promise<{ report: ItemReport; facts?: ProvenanceFacts }> => {
-    const candidates = evidence.filter((e) => e.item.type === item.kind);
+    const candidates = evidence.filter((e) => e.type === item.kind);
     if (candidates.length === 0) {
       const checks = [fail('no-evidence', `no ${item.kind} evidence item was presented`)];
       return { report: { requirement: item.path, ok: false, attempts: [{ evidence: null, ok: false, checks }] } };
@@ -163,7 +184,9 @@ async function evaluate(
         attempts.push({ evidence: ref, ok: false, checks: [fail('timeout', 'verification did not finish in time')] });
         break;
       }
-      const outcome = attemptItem(item, ev, ref, artifacts, claims);
+      const outcome = ev
+        ? attemptItem(item, ev, ref, artifacts, claims)
+        : { checks: [fail('malformed', `the ${item.kind} evidence item does not have the expected shape`)] };
       attempts.push({ evidence: ref, ok: outcome.facts !== undefined, checks: outcome.checks });
       if (outcome.facts) return { report: { requirement: item.path, ok: true, attempts }, facts: outcome.facts };
       // Let other requests run between attempts: verification is CPU-bound.

@@ -28,6 +28,7 @@ export {
 } from './requirements-schema';
 export {
   compileRequirements,
+  isCompiledRequirements,
   type CompileRequirementsOptions,
   type CompiledRequirements,
   type ConfigProblem,

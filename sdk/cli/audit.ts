@@ -9,7 +9,6 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { verifyAuditChain, type AuditEvent } from '../../broker/audit/audit-chain';
-import { loadConfigFile } from '../../broker/config/load-config';
 
 const USAGE = 'usage: stagegate audit verify|export (--config FILE | --db FILE) [--json]';
 
@@ -49,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
   let dbPath = values.db;
   if (!dbPath && values.config) {
     try {
+      // Loaded only when needed: the config module pulls in every provider SDK.
+      const { loadConfigFile } = require('../../broker/config/load-config') as typeof import('../../broker/config/load-config');
       const cfg = loadConfigFile(values.config);
       const p = cfg.raw.store.sqlite!.path;
       dbPath = isAbsolute(p) ? p : resolve(cfg.baseDir, p);
