@@ -3,6 +3,7 @@ import { StagegateError } from '../../sdk/errors';
 import { escapeRegExp, fillClaimTemplate, type ClaimTemplate } from './claim-template';
 import { anchoredRegExp, isCompiledRequirements, type CompiledRequirementItem, type CompiledRequirements } from './compile-requirements';
 import { verifyDsseEnvelope } from './dsse-envelope';
+import { toEvidenceItem } from './evidence-document';
 import { checkEvidenceLimits } from './evidence-limits';
 import { artifactListSchema, evidenceItemSchema, type DeclaredArtifact, type EvidenceItem } from './evidence-schema';
 import { isRecord, parseInTotoStatement, type InTotoStatement } from './in-toto-statement';
@@ -77,8 +78,9 @@ export interface EvidenceReport {
 /**
  * The evidence a stage presents, as it arrived in the request body: items are
  * validated here (limits, then {@link evidenceItemSchema}), so a caller may pass the
- * raw parsed JSON. An item of a known `type` with a bad shape fails its requirements
- * as `malformed`; an item of unknown type is ignored.
+ * raw parsed JSON. Untyped Sigstore bundles and DSSE envelopes (what `stagegate run
+ * --evidence FILE` sends) are recognised by {@link toEvidenceItem}. An item of a known
+ * `type` with a bad shape fails its requirements as `malformed`; others are ignored.
  */
 export interface EvidenceInput {
   readonly evidence?: readonly unknown[];
@@ -153,8 +155,9 @@ async function evaluate(
   const deadline = now() + (options.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS);
   checkEvidenceLimits(input.evidence);
   const evidence = (input.evidence ?? []).map((raw, index) => {
-    const parsed = evidenceItemSchema.safeParse(raw);
-    const type: unknown = isRecord(raw) ? raw.type : undefined;
+    const normalized = toEvidenceItem(raw);
+    const parsed = evidenceItemSchema.safeParse(normalized);
+    const type: unknown = isRecord(normalized) ? normalized.type : undefined;
     return {
       type,
       item: parsed.success ? parsed.data : undefined,

@@ -45,7 +45,7 @@ export {
   type EvidenceItem,
 } from './evidence-schema';
 export { DEFAULT_EVIDENCE_LIMITS, checkEvidenceLimits, type EvidenceLimits } from './evidence-limits';
-export { toEvidenceItems } from './evidence-file';
+export { toEvidenceItem, toEvidenceItems } from './evidence-document';
 export {
   DEFAULT_VERIFY_TIMEOUT_MS,
   explainEvidence,

@@ -1,5 +1,5 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { RFC3161Timestamp, X509Certificate, crypto as sigstoreCrypto } from '@sigstore/core';
+import { crypto as sigstoreCrypto, type X509Certificate } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { PolicyError, VerificationError, Verifier, toSignedEntity, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { CheckFailure, type ProvenanceCheck } from './provenance-check';
@@ -151,7 +151,7 @@ function certificateExpired(entity: SignedEntity, trust: TrustMaterial): boolean
   const times: Date[] = [];
   for (const t of entity.timestamps) {
     if (t.$case === 'transparency-log') times.push(new Date(Number(t.tlogEntry.integratedTime) * 1000));
-    else times.push((t.timestamp as RFC3161Timestamp).signingTime);
+    else times.push(t.timestamp.signingTime);
   }
   return times.some(
     (t) => !leaf.validForDate(t) || !trust.certificateAuthorities.some((ca) => ca.validFor.start <= t && t <= ca.validFor.end),
