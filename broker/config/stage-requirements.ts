@@ -1,23 +1,36 @@
 /**
- * Compiles a stage's `requires:` (provenance requirements) at load. Until the
- * provenance verifiers are wired in, any `requires:` is a config error: a stage that
- * asks for provenance must never open without it.
+ * Compiles a stage's `requires:` (provenance requirements) at load, once: keys and
+ * trusted roots are read and parsed here, never per request. Problems are reported
+ * with their config paths like every other config mistake.
  */
+import { isStagegateError } from '../../sdk/errors';
+import { compileRequirements, verifyEvidence, type CompiledRequirements } from '../provenance';
 import type { ProvenanceCheck } from '../lifecycle/stage-lifecycle';
 import type { ConfigProblem, LoadedConfig } from './load-config';
 
 export function compileStageRequirements(
   requires: unknown[] | undefined,
   stagePath: string,
-  _baseDir: string,
+  baseDir: string,
   problems: ConfigProblem[],
-): unknown {
-  if (requires === undefined || requires.length === 0) return undefined;
-  problems.push({ path: `${stagePath}.requires`, message: 'provenance requirements are not supported by this build' });
-  return undefined;
+): CompiledRequirements | undefined {
+  if (requires === undefined) return undefined;
+  if (requires.length === 0) {
+    problems.push({ path: `${stagePath}.requires`, message: 'an empty requires list would require nothing: remove it or add a requirement' });
+    return undefined;
+  }
+  try {
+    return compileRequirements(requires, { baseDir, path: `${stagePath}.requires` });
+  } catch (err) {
+    if (isStagegateError(err, 'CONFIG_INVALID')) {
+      problems.push(...((err.details.problems as ConfigProblem[] | undefined) ?? [{ path: `${stagePath}.requires`, message: err.message }]));
+      return undefined;
+    }
+    throw err;
+  }
 }
 
-/** The provenance check for a loaded config; undefined until the verifiers are wired in. */
-export function provenanceCheckFor(_config: LoadedConfig): ProvenanceCheck | undefined {
-  return undefined;
+/** The provenance check the stage lifecycle runs for stages with `requires:`. */
+export function provenanceCheckFor(_config: LoadedConfig): ProvenanceCheck {
+  return async (requires, input, claims) => verifyEvidence(requires as CompiledRequirements, input, claims);
 }

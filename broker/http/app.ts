@@ -14,6 +14,7 @@ import type { DemoIssuer } from '../demo/demo-issuer';
 import type { StageLifecycle } from '../lifecycle/stage-lifecycle';
 import type { BrokerMetrics } from '../metrics';
 import type { Store } from '../store/store';
+import { checkEvidenceLimits } from '../provenance/evidence-limits';
 import { readJsonBody } from './request-body';
 import { STAGE_ID, closeStageBodySchema, devCheckBodySchema, openStageBodySchema } from './request-schemas';
 
@@ -91,7 +92,10 @@ export function createApp(deps: AppDeps): Koa {
   const router = new Router();
 
   router.post('/v1/stages', async (ctx) => {
-    const body = parse(openStageBodySchema, await readJsonBody(ctx, deps.maxBodyBytes));
+    const raw = await readJsonBody(ctx, deps.maxBodyBytes);
+    // Count, per-item size and depth caps on evidence, before any schema work.
+    if (raw && typeof raw === 'object' && 'evidence' in raw) checkEvidenceLimits((raw as { evidence: unknown }).evidence);
+    const body = parse(openStageBodySchema, raw);
     const opened = await lifecycle.openStage({ identityToken: bearer(ctx), ...body });
     ctx.status = 201;
     ctx.body = opened;
