@@ -18,7 +18,7 @@ export const RETRY_BASE_DELAY_MS = 200;
 // Response schemas (docs/api.md). A small validator rather than zod: see response-schema.ts.
 const isoDate = string(1);
 
-const credentialSchema: Schema<Credential> = object({
+export const credentialSchema: Schema<Credential> = object({
   name: string(),
   provider: string(),
   kind: oneOf(['aws', 'gcp-access-token', 'vault-token', 'secret'] as const),
@@ -29,7 +29,7 @@ const credentialSchema: Schema<Credential> = object({
   refreshAt: optional(isoDate),
 });
 
-const openedStageSchema: Schema<OpenedStage> = object({
+export const openedStageSchema: Schema<OpenedStage> = object({
   stageId: string(1),
   stageToken: string(1),
   build: string(),
@@ -42,7 +42,7 @@ const openedStageSchema: Schema<OpenedStage> = object({
   credentials: array(credentialSchema),
 });
 
-const heartbeatSchema: Schema<HeartbeatResult> = object({
+export const heartbeatSchema: Schema<HeartbeatResult> = object({
   stageId: string(),
   state: string(),
   expiresAt: isoDate,
@@ -51,7 +51,7 @@ const heartbeatSchema: Schema<HeartbeatResult> = object({
   credentials: array(credentialSchema),
 });
 
-const revokedSchema: Schema<RevokedCredential> = object({
+export const revokedSchema: Schema<RevokedCredential> = object({
   name: string(),
   provider: string(),
   method: string(),
@@ -60,13 +60,13 @@ const revokedSchema: Schema<RevokedCredential> = object({
   state: optional(string()),
 });
 
-const closedSchema: Schema<ClosedStage> = object({
+export const closedSchema: Schema<ClosedStage> = object({
   stageId: string(),
   state: string(),
   revoked: array(revokedSchema),
 });
 
-const stageStateSchema: Schema<StageState> = object({
+export const stageStateSchema: Schema<StageState> = object({
   stageId: string(),
   build: string(),
   stage: string(),

@@ -115,7 +115,7 @@ describe('a stage that requires provenance', () => {
     ],
     ['a token from another build of the same repo at another commit', () => ({ evidence: [envelopeFor()] }), { sha: 'e'.repeat(40) }, 'source-digest'],
   ])('is denied for %s, echoing nothing of the evidence but digests', async (_name, make, claimOverrides, check) => {
-    const body = { stage: 'release', artifacts: [{ digest: { sha256: ARTIFACT } }], ...make() };
+    const body: Record<string, unknown> = { stage: 'release', artifacts: [{ digest: { sha256: ARTIFACT } }], ...make() };
     const r = await open(body, buildClaims({ sha: COMMIT, ...claimOverrides }));
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('PROVENANCE_FAILED');
