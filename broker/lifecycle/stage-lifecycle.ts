@@ -379,6 +379,7 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
       const updated = await store.heartbeat(stageId, t, Math.min(stage.maxExpiresAt, Math.max(stage.expiresAt, t + ttlMs)));
       if (!updated) throw new StagegateError('STAGE_CLOSED', 'the stage closed', { details: { state: 'closed' } });
       const refreshed: CredentialView[] = [];
+      let closedMeanwhile = false;
       for (const g of await store.getGrants(stageId)) {
         if (g.state !== 'issued' || g.refreshAt === null || g.refreshAt > t + REFRESH_SLACK_MS || !g.issued) continue;
         const provider = providers.get(g.provider);
@@ -386,14 +387,27 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
         if (!provider?.refresh || !spec) continue;
         try {
           const c = await provider.refresh({ name: spec.name, provider: spec.provider, params: spec.params }, contextOf(updated), g.issued);
-          await store.recordRefreshed(stageId, g.name, { handle: c.handle, kind: c.kind, revocation: c.revocation, expiresAt: c.expiresAt.getTime(), refreshAt: c.refreshAt?.getTime() ?? null }, [
+          const applied = await store.recordRefreshed(stageId, g.name, { handle: c.handle, kind: c.kind, revocation: c.revocation, expiresAt: c.expiresAt.getTime(), refreshAt: c.refreshAt?.getTime() ?? null }, [
             { type: 'credential.refreshed', stageId, data: { grant: g.name, provider: g.provider, expiresAt: c.expiresAt.getTime(), handle: c.handle } },
           ]);
+          if (!applied) {
+            // The stage closed while the provider was minting: the close revoked the
+            // previous credential and reported ITS end as effectiveAt. Handing the late
+            // credential out would let it outlive what the close reported (GCP tokens
+            // cannot be revoked), so it is not.
+            closedMeanwhile = true;
+            await provider.revoke(g.intent, c.handle).catch(() => undefined);
+            logger.warn({ event: 'credential.refresh-discarded', stageId, grant: g.name, provider: g.provider }, 'the stage closed during a refresh; the new credential was not handed out');
+            continue;
+          }
           refreshed.push(toCredentialView(g.name, g.provider, c));
         } catch (err) {
           // The current credential is still valid until it expires; the next heartbeat retries.
           logger.warn({ event: 'credential.refresh-failed', stageId, grant: g.name, code: isStagegateError(err) ? err.code : 'PROVIDER_UNAVAILABLE' }, 'refresh failed');
         }
+      }
+      if (closedMeanwhile) {
+        throw new StagegateError('STAGE_CLOSED', 'the stage closed while its credentials were being refreshed', { details: { state: 'closed' } });
       }
       return {
         stageId,

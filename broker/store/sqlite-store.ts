@@ -226,10 +226,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<void> {
-    this.tx(() => {
-      this.s.recordRefreshed!.run({ stageId, name: grant, issued: JSON.stringify(issued.handle), expiresAt: issued.expiresAt, refreshAt: issued.refreshAt });
-      this.audit(audit);
+  async recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<boolean> {
+    return this.tx(() => {
+      const changed = this.s.recordRefreshed!.run({ stageId, name: grant, issued: JSON.stringify(issued.handle), expiresAt: issued.expiresAt, refreshAt: issued.refreshAt }).changes;
+      if (changed > 0) this.audit(audit);
+      return changed > 0;
     });
   }
 

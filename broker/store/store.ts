@@ -100,7 +100,8 @@ export interface Store {
   finishClose(stageId: string, now: number, audit: readonly AuditInput[]): Promise<StageState | undefined>;
   /** Extend an `open` stage. Returns the updated record, or undefined if not open. */
   heartbeat(stageId: string, now: number, expiresAt: number): Promise<StageRecord | undefined>;
-  recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<void>;
+  /** False (and no audit) when the grant is no longer `issued` (the stage closed meanwhile). */
+  recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<boolean>;
   getStage(stageId: string): Promise<StageRecord | undefined>;
   getGrants(stageId: string): Promise<GrantRecord[]>;
   isInstallOpen(build: string): Promise<boolean>;
