@@ -1,18 +1,13 @@
-/** Wire shapes of the stage API (docs/api.md, docs/openapi.yaml). */
-import type { IssuedCredential, RevocationMethod } from '../../providers/provider';
+/**
+ * Builders of the stage API's wire shapes. The types come from the response schemas in
+ * ../http/api-schemas.ts, the one definition that docs/openapi.json is generated from.
+ */
+import type { z } from 'zod';
+import type { IssuedCredential } from '../../providers/provider';
+import type { credentialResponse, revokedResponse, stageResponse } from '../http/api-schemas';
 import type { GrantRecord, StageRecord } from '../store/store';
 
-export interface CredentialView {
-  readonly name: string;
-  readonly provider: string;
-  readonly kind: IssuedCredential['kind'];
-  readonly expiresAt: string;
-  readonly revocation: RevocationMethod;
-  /** SECRET: only ever in the response to the stage's holder. */
-  readonly values: Readonly<Record<string, string>>;
-  readonly meta: Readonly<Record<string, string>>;
-  readonly refreshAt?: string;
-}
+export type CredentialView = z.infer<typeof credentialResponse>;
 
 export function toCredentialView(name: string, provider: string, c: IssuedCredential): CredentialView {
   return {
@@ -27,15 +22,7 @@ export function toCredentialView(name: string, provider: string, c: IssuedCreden
   };
 }
 
-export interface RevokedView {
-  readonly name: string;
-  readonly provider: string;
-  readonly method: RevocationMethod | null;
-  readonly at: string | null;
-  readonly effectiveAt: string | null;
-  readonly state: 'revoked' | 'pending';
-  readonly lastErrorCode?: string;
-}
+export type RevokedView = z.infer<typeof revokedResponse>;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -51,35 +38,7 @@ export function toRevokedView(g: GrantRecord): RevokedView {
   };
 }
 
-export interface StageView {
-  readonly stageId: string;
-  readonly build: string;
-  readonly stage: string;
-  readonly phase: 'run' | 'install';
-  readonly rule: string;
-  readonly state: StageRecord['state'];
-  readonly installPhaseOpen: boolean;
-  readonly openedAt: string;
-  readonly expiresAt: string;
-  readonly maxExpiresAt: string;
-  readonly heartbeatSeconds: number;
-  readonly closedAt: string | null;
-  readonly closeReason: string | null;
-  readonly exitCode: number | null;
-  readonly grants: ReadonlyArray<{
-    readonly name: string;
-    readonly provider: string;
-    readonly kind: string | null;
-    readonly state: GrantRecord['state'];
-    readonly revocation: RevocationMethod | null;
-    readonly expiresAt: string | null;
-    readonly revokedAt: string | null;
-    readonly effectiveAt: string | null;
-    readonly method: RevocationMethod | null;
-    readonly attempts: number;
-    readonly lastErrorCode: string | null;
-  }>;
-}
+export type StageView = z.infer<typeof stageResponse>;
 
 export function toStageView(s: StageRecord, grants: readonly GrantRecord[], installPhaseOpen: boolean): StageView {
   return {

@@ -5,9 +5,11 @@
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { StagegateError, isStagegateError } from '../../sdk/errors';
 import type { GrantSpec, IssuedCredential, Provider, StageContext } from '../../providers/provider';
 import type { AuditInput } from '../audit/audit-chain';
+import type { closeResponse, heartbeatResponse, openedStageResponse } from '../http/api-schemas';
 import type { IdentityVerifier, VerifiedIdentity } from '../identity/verify-identity-token';
 import { sha256Hex } from '../identity/verify-identity-token';
 import type { BrokerMetrics } from '../metrics';
@@ -24,34 +26,12 @@ export interface OpenStageInput {
   readonly artifacts?: ReadonlyArray<{ readonly name?: string; readonly digest: { readonly sha256: string } }>;
 }
 
-export interface OpenedStage {
-  readonly stageId: string;
-  /** SECRET: the stage's bearer token; stored only as its sha256. */
-  readonly stageToken: string;
-  readonly build: string;
-  readonly stage: string;
-  readonly phase: 'run' | 'install';
-  readonly rule: string;
-  readonly expiresAt: string;
-  readonly maxExpiresAt: string;
-  readonly heartbeatSeconds: number;
-  readonly credentials: readonly CredentialView[];
-}
+/** The open response; `stageToken` and credential `values` are SECRET. */
+export type OpenedStage = z.infer<typeof openedStageResponse>;
 
-export interface HeartbeatResult {
-  readonly stageId: string;
-  readonly state: StageRecord['state'];
-  readonly expiresAt: string;
-  readonly heartbeatSeconds: number;
-  readonly installPhaseOpen: boolean;
-  readonly credentials: readonly CredentialView[];
-}
+export type HeartbeatResult = z.infer<typeof heartbeatResponse>;
 
-export interface CloseResult {
-  readonly stageId: string;
-  readonly state: StageRecord['state'];
-  readonly revoked: readonly RevokedView[];
-}
+export type CloseResult = z.infer<typeof closeResponse>;
 
 /** Checks a stage's `requires:` against the request's evidence; throws PROVENANCE_FAILED. */
 export type ProvenanceCheck = (

@@ -10,7 +10,7 @@
  */
 import Database from 'better-sqlite3';
 import { StagegateError } from '../../sdk/errors';
-import type { Handle, RevocationMethod } from '../../providers/provider';
+import type { CredentialKind, Handle, RevocationMethod } from '../../providers/provider';
 import { GENESIS_HASH, hashAuditEvent, type AuditEvent, type AuditInput } from '../audit/audit-chain';
 import type { CloseReason, GrantRecord, IssuedRecord, NewStage, StageRecord, StageState, Store } from './store';
 
@@ -73,7 +73,7 @@ interface StageRow {
 }
 interface GrantRow {
   stage_id: string; name: string; provider: string; state: GrantRecord['state']; intent: string; issued: string | null;
-  kind: string | null; revocation: RevocationMethod | null; expires_at: number | null; refresh_at: number | null; attempts: number;
+  kind: CredentialKind | null; revocation: RevocationMethod | null; expires_at: number | null; refresh_at: number | null; attempts: number;
   next_attempt_at: number | null; claimed_until: number | null; last_error_code: string | null; revoked_at: number | null;
   effective_at: number | null; method: RevocationMethod | null;
 }

@@ -3,7 +3,7 @@
  * the audit chain. SQLite is the embedded default; PostgreSQL (HA) implements the same
  * interface. Nothing here ever holds credential material: handles, digests, times.
  */
-import type { Handle, RevocationMethod } from '../../providers/provider';
+import type { CredentialKind, Handle, RevocationMethod } from '../../providers/provider';
 import type { AuditEvent, AuditInput } from '../audit/audit-chain';
 
 export type StageState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
@@ -38,7 +38,7 @@ export interface GrantRecord {
   readonly state: GrantState;
   readonly intent: Handle;
   readonly issued: Handle | null;
-  readonly kind: string | null;
+  readonly kind: CredentialKind | null;
   readonly revocation: RevocationMethod | null;
   readonly expiresAt: number | null;
   readonly refreshAt: number | null;
@@ -63,7 +63,7 @@ export interface NewStage {
 
 export interface IssuedRecord {
   readonly handle: Handle;
-  readonly kind: string;
+  readonly kind: CredentialKind;
   readonly revocation: RevocationMethod;
   readonly expiresAt: number;
   readonly refreshAt: number | null;
