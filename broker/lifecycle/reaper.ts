@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Provider } from '../../providers/provider';
 import type { BrokerMetrics } from '../metrics';
-import type { Store } from '../store/store';
+import type { GrantRecord, Store } from '../store/store';
 import { REVOKE_CLAIM_MS, type StageLifecycle } from './stage-lifecycle';
 
 export interface ReaperOptions {
@@ -78,10 +78,10 @@ export function createReaper(options: ReaperOptions): Reaper {
       const t = now();
       const due = await store.claimDueRevocations(t, t + REVOKE_CLAIM_MS, BATCH);
       if (due.length === 0) break;
-      await forEachLimited(due, concurrency, (g) => lifecycle.revokeClaimed(g, g.nextAttemptAt ?? t));
+      const byStage = new Map<string, GrantRecord[]>();
+      for (const g of due) byStage.set(g.stageId, [...(byStage.get(g.stageId) ?? []), g]);
+      await forEachLimited([...byStage], concurrency, ([stageId, grants]) => lifecycle.revokeClaimed(stageId, grants, t));
       retried += due.length;
-      const stages = new Set(due.map((g) => g.stageId));
-      for (const id of stages) await lifecycle.finish(id);
       if (due.length < BATCH) break;
     }
     for (const id of await store.findFinishable(BATCH)) await lifecycle.finish(id);

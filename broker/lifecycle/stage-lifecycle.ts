@@ -7,7 +7,7 @@ import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { StagegateError, isStagegateError } from '../../sdk/errors';
-import type { GrantSpec, IssuedCredential, Provider, StageContext } from '../../providers/provider';
+import type { GrantSpec, Handle, IssuedCredential, Provider, StageContext } from '../../providers/provider';
 import type { AuditInput } from '../audit/audit-chain';
 import type { closeResponse, heartbeatResponse, openedStageResponse } from '../http/api-schemas';
 import type { IdentityVerifier, VerifiedIdentity } from '../identity/verify-identity-token';
@@ -15,7 +15,7 @@ import { sha256Hex } from '../identity/verify-identity-token';
 import type { BrokerMetrics } from '../metrics';
 import type { CompiledPolicy, CompiledStage } from '../policy/compile-policy';
 import { evaluatePolicy } from '../policy/evaluate';
-import type { CloseReason, GrantRecord, IssuedRecord, StageRecord, Store } from '../store/store';
+import type { CloseReason, GrantRecord, IssuedRecord, RevocationOutcome, StageRecord, Store } from '../store/store';
 import { toCredentialView, toRevokedView, toStageView, type CredentialView, type RevokedView, type StageView } from './credential-view';
 
 export interface OpenStageInput {
@@ -67,8 +67,9 @@ export interface StageLifecycle {
   getStage(stageId: string, token: string | undefined): Promise<StageView>;
   /** Close a stage for the reaper (lapsed heartbeat, TTL, crash recovery). */
   reapStage(stage: StageRecord, reason: CloseReason): Promise<void>;
-  /** Retry one claimed revocation (reaper). */
-  revokeClaimed(grant: GrantRecord, since: number): Promise<boolean>;
+  /** Revoke claimed grants of one stage and record the outcomes (reaper retries). */
+  revokeClaimed(stageId: string, grants: readonly GrantRecord[], since: number): Promise<void>;
+  /** Close a `closing` stage whose grants are all revoked. */
   finish(stageId: string): Promise<void>;
   /** Wait for closes in flight (shutdown). */
   drain(): Promise<void>;
@@ -220,8 +221,9 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
       throw err;
     }
 
-    // 7. issue, all or nothing
-    const issued: Array<{ name: string; provider: string; credential: IssuedCredential }> = [];
+    // 7. issue, all or nothing. The intents are already committed, so a crash from here
+    // on is revoked from them; the issued handles are recorded together with `open`.
+    const issued: Array<{ name: string; provider: string; credential: IssuedCredential; intent: Handle; record: IssuedRecord }> = [];
     const failures: StagegateError[] = [];
     await Promise.all(
       plan.map(async ({ spec, provider, intent }) => {
@@ -236,19 +238,7 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
             expiresAt: credential.expiresAt.getTime(),
             refreshAt: credential.refreshAt?.getTime() ?? null,
           };
-          const recorded = await store.recordIssued(record.id, spec.name, rec, [
-            {
-              type: 'credential.issued',
-              stageId: record.id,
-              data: { grant: spec.name, provider: spec.provider, kind: credential.kind, revocation: credential.revocation, expiresAt: rec.expiresAt, handle: credential.handle },
-            },
-          ]);
-          if (!recorded) {
-            // The stage was reaped while this call was in flight: revoke what we just got.
-            await provider.revoke(intent, credential.handle).catch(() => undefined);
-            throw new StagegateError('PROVIDER_UNAVAILABLE', 'the stage was closed while its credentials were being issued', { details: { grant: spec.name } });
-          }
-          issued.push({ name: spec.name, provider: spec.provider, credential });
+          issued.push({ name: spec.name, provider: spec.provider, credential, intent, record: rec });
         } catch (err) {
           const coded = providerError(err, spec.name, spec.provider);
           failures.push(coded);
@@ -256,16 +246,28 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
         }
       }),
     );
+    const issuedAudit = (i: (typeof issued)[number]): AuditInput => ({
+      type: 'credential.issued',
+      stageId: record.id,
+      data: { grant: i.name, provider: i.provider, kind: i.credential.kind, revocation: i.credential.revocation, expiresAt: i.record.expiresAt, handle: i.credential.handle },
+    });
     if (failures.length > 0) {
-      const first = failures[0]!;
+      // Record what was issued (so the close revokes by handle), then revoke everything.
+      for (const i of issued) await store.recordIssued(record.id, i.name, i.record, [issuedAudit(i)]);
       await store.appendAudit([
         { type: 'credential.issue-failed', stageId: record.id, data: { failures: failures.map((f) => ({ code: f.code, grant: f.details.grant, provider: f.details.provider })) } },
       ]);
       await closeNow(record.id, 'issue-failed', null);
-      return deny(first, req, who);
+      return deny(failures[0]!, req, who);
     }
-    const opened = await store.markOpen(record.id, []);
+    const opened = await store.recordOpened(
+      record.id,
+      issued.map((i) => ({ grant: i.name, record: i.record })),
+      issued.map(issuedAudit),
+    );
     if (!opened) {
+      // The stage was reaped while the providers were called: take back what they minted.
+      await Promise.all(issued.map((i) => providers.get(i.provider)!.revoke(i.intent, i.credential.handle).catch(() => undefined)));
       return deny(new StagegateError('PROVIDER_UNAVAILABLE', 'the stage was closed while it was opening'), req, who);
     }
     metrics.opens.inc({ result: 'opened' });
@@ -296,8 +298,8 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
     throw new StagegateError('UNAUTHENTICATED', 'the stage token is missing or wrong', { details: { reason: 'stage-token' } });
   }
 
-  /** Revoke one claimed grant; on failure schedule a retry with exponential backoff. */
-  async function revokeGrant(g: GrantRecord, since: number): Promise<boolean> {
+  /** One revocation attempt; a failure becomes a retry scheduled with exponential backoff. */
+  async function revokeOne(g: GrantRecord, since: number): Promise<RevocationOutcome> {
     const provider = providers.get(g.provider);
     try {
       if (!provider) throw new StagegateError('PROVIDER_UNAVAILABLE', `provider '${g.provider}' is not configured`);
@@ -305,28 +307,42 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
       const at = now();
       metrics.revocations.inc({ provider: g.provider, method: result.method, result: 'ok' });
       metrics.revocationLagSeconds.observe({ provider: g.provider }, Math.max(0, at - since) / 1000);
-      await store.recordRevoked(g.stageId, g.name, { method: result.method, at, effectiveAt: result.effectiveAt.getTime() }, [
-        {
+      const effectiveAt = result.effectiveAt.getTime();
+      return {
+        grant: g.name,
+        ok: true,
+        method: result.method,
+        at,
+        effectiveAt,
+        audit: {
           type: 'credential.revoked',
           stageId: g.stageId,
-          data: { grant: g.name, provider: g.provider, method: result.method, effectiveAt: result.effectiveAt.getTime(), handle: g.issued ?? g.intent, attempts: g.attempts + 1 },
+          data: { grant: g.name, provider: g.provider, method: result.method, effectiveAt, handle: g.issued ?? g.intent, attempts: g.attempts + 1 },
         },
-      ]);
-      return true;
+      };
     } catch (err) {
       const code = isStagegateError(err) ? err.code : 'PROVIDER_UNAVAILABLE';
       const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(g.attempts, 20));
       metrics.revocations.inc({ provider: g.provider, method: g.revocation ?? 'unknown', result: 'failed' });
-      await store.recordRevokeFailed(g.stageId, g.name, code, now() + delay, [
-        { type: 'credential.revoke-failed', stageId: g.stageId, data: { grant: g.name, provider: g.provider, code, attempt: g.attempts + 1, retryInMs: delay } },
-      ]);
       logger.warn({ event: 'credential.revoke-failed', stageId: g.stageId, grant: g.name, provider: g.provider, code, retryInMs: delay }, 'revocation failed; will retry');
-      return false;
+      return {
+        grant: g.name,
+        ok: false,
+        errorCode: code,
+        nextAttemptAt: now() + delay,
+        audit: { type: 'credential.revoke-failed', stageId: g.stageId, data: { grant: g.name, provider: g.provider, code, attempt: g.attempts + 1, retryInMs: delay } },
+      };
     }
   }
 
-  async function finish(stageId: string): Promise<void> {
-    await store.finishClose(stageId, now(), [{ type: 'stage.closed', stageId, data: {} }]);
+  /**
+   * Revoke claimed grants of one stage and record every outcome (and the close, when
+   * nothing is left) in one transaction. A crash before the record only means the
+   * reaper revokes again: every provider's revoke is idempotent.
+   */
+  async function revokeClaimed(stageId: string, grants: readonly GrantRecord[], since: number): Promise<void> {
+    const outcomes = await Promise.all(grants.map((g) => revokeOne(g, since)));
+    await store.recordRevocations(stageId, outcomes, { type: 'stage.closed', stageId, data: {} });
   }
 
   async function closeNow(stageId: string, reason: CloseReason, exitCode: number | null): Promise<void> {
@@ -335,8 +351,7 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
       { type: reason === 'issue-failed' ? 'stage.failed' : 'stage.closing', stageId, data: { reason, exitCode } },
     ]);
     if (!begun) return;
-    await Promise.all(begun.grants.map((g) => revokeGrant(g, t)));
-    await finish(stageId);
+    await revokeClaimed(stageId, begun.grants, t);
   }
 
   async function closeView(stageId: string): Promise<CloseResult> {
@@ -431,8 +446,8 @@ export function createStageLifecycle(deps: LifecycleDeps): StageLifecycle {
       logger.info({ event: 'stage.reaped', stageId: stage.id, reason }, 'stage reaped');
     },
 
-    revokeClaimed: revokeGrant,
-    finish,
+    revokeClaimed,
+    finish: (stageId) => revokeClaimed(stageId, [], now()),
 
     async drain() {
       await Promise.allSettled([...closing.values(), ...reaping]);

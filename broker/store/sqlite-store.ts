@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { StagegateError } from '../../sdk/errors';
 import type { CredentialKind, Handle, RevocationMethod } from '../../providers/provider';
 import { GENESIS_HASH, hashAuditEvent, type AuditEvent, type AuditInput } from '../audit/audit-chain';
-import type { CloseReason, GrantRecord, IssuedRecord, NewStage, StageRecord, StageState, Store } from './store';
+import type { CloseReason, GrantRecord, IssuedRecord, NewStage, RevocationOutcome, StageRecord, StageState, Store } from './store';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE stages (
@@ -226,19 +226,22 @@ export class SqliteStore implements Store {
     });
   }
 
+  async recordOpened(stageId: string, issued: ReadonlyArray<{ grant: string; record: IssuedRecord }>, audit: readonly AuditInput[]): Promise<boolean> {
+    return this.tx(() => {
+      if (this.s.markOpen!.run(stageId).changes === 0) return false;
+      for (const { grant, record } of issued) {
+        this.s.recordIssued!.run({ stageId, name: grant, issued: JSON.stringify(record.handle), kind: record.kind, revocation: record.revocation, expiresAt: record.expiresAt, refreshAt: record.refreshAt });
+      }
+      this.audit(audit);
+      return true;
+    });
+  }
+
   async recordRefreshed(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<boolean> {
     return this.tx(() => {
       const changed = this.s.recordRefreshed!.run({ stageId, name: grant, issued: JSON.stringify(issued.handle), expiresAt: issued.expiresAt, refreshAt: issued.refreshAt }).changes;
       if (changed > 0) this.audit(audit);
       return changed > 0;
-    });
-  }
-
-  async markOpen(stageId: string, audit: readonly AuditInput[]): Promise<boolean> {
-    return this.tx(() => {
-      if (this.s.markOpen!.run(stageId).changes === 0) return false;
-      this.audit(audit);
-      return true;
     });
   }
 
@@ -255,24 +258,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordRevoked(stageId: string, grant: string, r: { method: RevocationMethod; at: number; effectiveAt: number }, audit: readonly AuditInput[]) {
-    this.tx(() => {
-      this.s.recordRevoked!.run({ stageId, name: grant, method: r.method, at: r.at, effectiveAt: r.effectiveAt });
-      this.audit(audit);
-    });
-  }
-
-  async recordRevokeFailed(stageId: string, grant: string, code: string, next: number, audit: readonly AuditInput[]) {
-    this.tx(() => {
-      this.s.recordRevokeFailed!.run({ stageId, name: grant, code, next });
-      this.audit(audit);
-    });
-  }
-
-  async finishClose(stageId: string, _now: number, audit: readonly AuditInput[]): Promise<StageState | undefined> {
+  async recordRevocations(stageId: string, outcomes: readonly RevocationOutcome[], closedAudit: AuditInput): Promise<StageState | undefined> {
     return this.tx(() => {
+      for (const o of outcomes) {
+        if (o.ok) this.s.recordRevoked!.run({ stageId, name: o.grant, method: o.method, at: o.at, effectiveAt: o.effectiveAt });
+        else this.s.recordRevokeFailed!.run({ stageId, name: o.grant, code: o.errorCode, next: o.nextAttemptAt });
+      }
+      this.audit(outcomes.map((o) => o.audit));
       const pending = (this.s.pendingForStage!.get(stageId) as { n: number }).n;
-      if (pending === 0 && this.s.finishClose!.run(stageId).changes > 0) this.audit(audit);
+      if (pending === 0 && this.s.finishClose!.run(stageId).changes > 0) this.audit([closedAudit]);
       return (this.s.getStage!.get(stageId) as StageRow | undefined)?.state;
     });
   }

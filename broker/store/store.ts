@@ -69,6 +69,10 @@ export interface IssuedRecord {
   readonly refreshAt: number | null;
 }
 
+export type RevocationOutcome =
+  | { readonly grant: string; readonly ok: true; readonly method: RevocationMethod; readonly at: number; readonly effectiveAt: number; readonly audit: AuditInput }
+  | { readonly grant: string; readonly ok: false; readonly errorCode: string; readonly nextAttemptAt: number; readonly audit: AuditInput };
+
 export interface Store {
   /**
    * Atomically: check the build's install lock / run stages / once slot, then insert the
@@ -78,8 +82,11 @@ export interface Store {
   createStage(input: NewStage): Promise<void>;
   /** False when the grant is no longer an `intent` (the stage was reaped meanwhile). */
   recordIssued(stageId: string, grant: string, issued: IssuedRecord, audit: readonly AuditInput[]): Promise<boolean>;
-  /** `opening` → `open`; false when the stage is no longer `opening`. */
-  markOpen(stageId: string, audit: readonly AuditInput[]): Promise<boolean>;
+  /**
+   * In one transaction: record every issued handle and move the stage `opening` → `open`.
+   * False, with nothing written, when the stage is no longer `opening` (reaped meanwhile).
+   */
+  recordOpened(stageId: string, issued: ReadonlyArray<{ readonly grant: string; readonly record: IssuedRecord }>, audit: readonly AuditInput[]): Promise<boolean>;
   /**
    * Start closing a stage that is `opening`/`open`: the stage moves to `closing` (or
    * `failed` for `issue-failed`), its `intent`/`issued` grants to `revoking`, claimed by
@@ -94,10 +101,12 @@ export interface Store {
     claimUntil: number,
     audit: readonly AuditInput[],
   ): Promise<{ stage: StageRecord; grants: GrantRecord[] } | undefined>;
-  recordRevoked(stageId: string, grant: string, result: { method: RevocationMethod; at: number; effectiveAt: number }, audit: readonly AuditInput[]): Promise<void>;
-  recordRevokeFailed(stageId: string, grant: string, errorCode: string, nextAttemptAt: number, audit: readonly AuditInput[]): Promise<void>;
-  /** `closing` → `closed` once no grant is left to revoke. Returns the stage's state afterwards. */
-  finishClose(stageId: string, now: number, audit: readonly AuditInput[]): Promise<StageState | undefined>;
+  /**
+   * In one transaction: record the outcome of each revocation attempt of one stage (with
+   * its audit event), then, if no grant is left to revoke, move `closing` → `closed` with
+   * `closedAudit`. Returns the stage's state afterwards. Safe to call with no outcomes.
+   */
+  recordRevocations(stageId: string, outcomes: readonly RevocationOutcome[], closedAudit: AuditInput): Promise<StageState | undefined>;
   /** Extend an `open` stage. Returns the updated record, or undefined if not open. */
   heartbeat(stageId: string, now: number, expiresAt: number): Promise<StageRecord | undefined>;
   /** False (and no audit) when the grant is no longer `issued` (the stage closed meanwhile). */

@@ -26,7 +26,8 @@ export class DevLedger {
   constructor(path = ':memory:') {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    // A demo ledger: durable against process crashes (WAL), no fsync on the hot path.
+    this.db.pragma('synchronous = OFF');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS dev_credentials (
         credential_id TEXT PRIMARY KEY, stage_id TEXT NOT NULL, grant_name TEXT NOT NULL,
