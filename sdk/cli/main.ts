@@ -7,6 +7,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+
+// Node's fetch parses HTTP with undici's llhttp, a WebAssembly module. V8 tiers it up
+// with a background compile that process exit then waits for (measured here: about
+// 100 ms on every `stagegate run`, a large part of its 250 ms budget). A short-lived CLI
+// gains nothing from the optimised tier, so stay on the baseline compiler. Set before
+// any fetch compiles the module; affects this process only.
+setFlagsFromString('--liftoff-only');
 
 /** What every subcommand module exports. */
 export interface SubcommandModule {
