@@ -132,9 +132,17 @@ export async function runContained(options: RunContainedOptions): Promise<RunCon
   };
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, () => forward(sig)] as const);
   if (options.forwardSignals !== false) for (const [sig, h] of handlers) process.on(sig, h);
-  if (leader !== undefined) options.onStarted?.(child);
 
   try {
+    if (leader !== undefined) {
+      try {
+        options.onStarted?.(child);
+      } catch {
+        // An observer's failure must not skip the wait and the kill below: returning (or
+        // throwing) now would leave the install running, uncontained, while the caller
+        // goes on to release the install lock.
+      }
+    }
     const exit = await exited;
     const report = parseReport(await withTimeout(reportText, 2000, ''));
     const killed = new Set<number>();
