@@ -92,6 +92,13 @@ export function buildStageEnv(input: StageEnvInput): StageEnv {
       // it is not copied into every descendant's environment (EKS Pod Identity does the
       // same; every current AWS SDK and CLI v2 read the _FILE form).
       set('AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', files.writeAwsToken(endpoints.awsToken));
+      // The default chain reads ~/.aws/credentials and ~/.aws/config (a [default] profile,
+      // credential_process, SSO) BEFORE the container endpoint: point both at an empty
+      // file, or a stray profile on the runner would silently replace the stage's
+      // credentials. Region comes from the provider (AWS_REGION above) or the caller's env.
+      const empty = files.writeEmptyAwsProfiles();
+      set('AWS_SHARED_CREDENTIALS_FILE', empty);
+      set('AWS_CONFIG_FILE', empty);
     }
   }
   if (gcp) {

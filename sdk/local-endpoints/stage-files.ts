@@ -21,6 +21,8 @@ export interface StageFiles {
   writeAwsToken(token: string): string;
   /** (Re)write every `secret` credential; returns the secrets directory. */
   writeSecrets(credentials: readonly Credential[]): string;
+  /** An empty 0600 file (for `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`); returns its path. */
+  writeEmptyAwsProfiles(): string;
   /** Delete everything. Idempotent, never throws. */
   remove(): void;
 }
@@ -62,6 +64,11 @@ export function createStageFiles(parent: string = tmpdir()): StageFiles {
     writeAwsToken(token) {
       const path = join(dir, 'aws-container-authorization-token');
       writePrivate(path, token);
+      return path;
+    },
+    writeEmptyAwsProfiles() {
+      const path = join(dir, 'aws-profiles-empty');
+      writePrivate(path, '');
       return path;
     },
     writeSecrets(credentials) {

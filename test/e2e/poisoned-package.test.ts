@@ -176,11 +176,11 @@ async function newJob(): Promise<JobCase> {
   const leftoverToken = await broker.issuer.sign(claims, { expiresIn: 600 });
   writeFileSync(join(runnerTemp, 'stagegate-id-token'), `${leftoverToken}\n`, { mode: 0o600 });
   writeFileSync(join(home, '.npmrc'), `//registry.npmjs.org/:_authToken=${F.npmrcToken}\n`, { mode: 0o600 });
-  // A named profile, not [default]: with [default] the AWS SDK default chain of the later
-  // deploy stage would prefer this file over stagegate's container endpoint (the shared
-  // credentials file comes before the container provider in the chain) — a finding for
-  // `stagegate run`'s delivery, reported separately; here the file is loot for channel (d).
-  writeFileSync(join(home, '.aws', 'credentials'), `[ci-leftover]\naws_access_key_id = AKIAFILEKEY\naws_secret_access_key = ${F.awsFileSecret}\n`, { mode: 0o600 });
+  // A [default] profile: loot for channel (d), and a trap for the later deploy stage —
+  // the AWS default chain reads this file before the container endpoint, so
+  // `stagegate run` points the chain at an empty profile file (the deploy must still get
+  // the stage's credentials, asserted below).
+  writeFileSync(join(home, '.aws', 'credentials'), `[default]\naws_access_key_id = AKIAFILEKEY\naws_secret_access_key = ${F.awsFileSecret}\n`, { mode: 0o600 });
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'victim-app', version: '1.0.0', private: true }));
 
   const reportPath = join(dir, 'report.jsonl');

@@ -121,6 +121,27 @@ describe('stagegate run (end to end, real broker)', () => {
     expect(existsSync(got.secretsDir)).toBe(false);
   });
 
+  it('a [default] profile, credential_process or AWS_PROFILE on the runner cannot replace the stage\'s AWS credentials', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(join(dir, '.aws'), { recursive: true });
+    writeFileSync(join(dir, '.aws', 'credentials'), '[default]\naws_access_key_id = AKIARUNNERFILE00000\naws_secret_access_key = runner-file-secret-value\n[ci]\naws_access_key_id = AKIARUNNERPROFILE00\naws_secret_access_key = runner-profile-secret\n');
+    writeFileSync(join(dir, '.aws', 'config'), `[default]\ncredential_process = ${process.execPath} -e "console.log(JSON.stringify({Version:1,AccessKeyId:'AKIAPROCESS00000000',SecretAccessKey:'x'}))"\n`);
+    const env = await cliEnv({ AWS_PROFILE: 'ci', AWS_SHARED_CREDENTIALS_FILE: join(dir, '.aws', 'credentials'), AWS_CONFIG_FILE: join(dir, '.aws', 'config') });
+    const r = await startCli(['--stage', 'deploy', '--', process.execPath, '-e', STAGE_SCRIPT], env).done;
+    expect(r.code).toBe(0);
+    const got = readResult();
+    expect(got.awsError).toBeUndefined();
+    expect(got.aws.accessKeyId).toMatch(/^ASIADEMO/);
+    // and the same runner without stagegate does pick the file: the setup is real
+    const plain = await new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, ['-e', "require('@aws-sdk/credential-provider-node').defaultProvider()().then((x) => console.log(x.accessKeyId), (e) => console.log(e.name))"], { cwd: REPO_ROOT, env: { ...env, AWS_PROFILE: '' } });
+      let out = '';
+      c.stdout!.on('data', (d) => (out += d));
+      c.on('close', () => resolve(out.trim()));
+    });
+    expect(plain).toBe('AKIARUNNERFILE00000');
+  });
+
   it('passes the exit code through and closes the stage with it', async () => {
     const r = await startCli(['--stage', 'publish', '--json', '--', process.execPath, '-e', 'process.exit(7)'], await cliEnv()).done;
     expect(r.code).toBe(7);
