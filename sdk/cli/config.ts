@@ -61,8 +61,31 @@ Options:
 Exit status: CMD's (or CMD's signal re-raised); 2 usage; 125 stage not opened;
 126 CMD not executable; 127 CMD not found.`;
 
-function usage(message: string, flag?: string): StagegateError {
+/** A usage mistake: coded, naming the flag, never a value. */
+export function usage(message: string, flag?: string): StagegateError {
   return new StagegateError('CONFIG_INVALID', message, { details: flag ? { flag } : {} });
+}
+
+/** The broker URL from `--broker` or `STAGEGATE_BROKER_URL`: http(s), no user:password. */
+export function resolveBrokerUrl(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+  const brokerUrl = flag ?? env.STAGEGATE_BROKER_URL ?? '';
+  if (!brokerUrl) throw usage('no broker: pass --broker URL or set STAGEGATE_BROKER_URL', '--broker');
+  try {
+    const u = new URL(brokerUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    if (u.username || u.password) throw new Error('userinfo');
+  } catch {
+    throw usage('the broker URL must be an http(s) URL without user:password', '--broker');
+  }
+  return brokerUrl;
+}
+
+/** Broker call timeout from `STAGEGATE_TIMEOUT_MS` (milliseconds), else {@link DEFAULT_CLI_TIMEOUT_MS}. */
+export function resolveTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
+  if (env.STAGEGATE_TIMEOUT_MS === undefined || env.STAGEGATE_TIMEOUT_MS === '') return DEFAULT_CLI_TIMEOUT_MS;
+  const timeoutMs = Number(env.STAGEGATE_TIMEOUT_MS);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw usage('STAGEGATE_TIMEOUT_MS must be a positive integer (milliseconds)');
+  return timeoutMs;
 }
 
 /**
@@ -121,15 +144,7 @@ export function loadRunConfig(argv: readonly string[], env: Readonly<Record<stri
   const deliver = (values.deliver as string | undefined) ?? 'endpoint';
   if (deliver !== 'endpoint' && deliver !== 'env') throw usage('--deliver must be "endpoint" or "env"', '--deliver');
 
-  const brokerUrl = (values.broker as string | undefined) ?? env.STAGEGATE_BROKER_URL ?? '';
-  if (!brokerUrl) throw usage('no broker: pass --broker URL or set STAGEGATE_BROKER_URL', '--broker');
-  try {
-    const u = new URL(brokerUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
-    if (u.username || u.password) throw new Error('userinfo');
-  } catch {
-    throw usage('the broker URL must be an http(s) URL without user:password', '--broker');
-  }
+  const brokerUrl = resolveBrokerUrl(values.broker as string | undefined, env);
 
   const artifacts = ((values.artifact as string[] | undefined) ?? []).map((a) => {
     const m = /^(?:([^=]+)=)?sha256:([0-9a-fA-F]{64})$/.exec(a);
@@ -137,11 +152,7 @@ export function loadRunConfig(argv: readonly string[], env: Readonly<Record<stri
     return m[1] ? { name: m[1], digest: { sha256: m[2]!.toLowerCase() } } : { digest: { sha256: m[2]!.toLowerCase() } };
   });
 
-  let timeoutMs = DEFAULT_CLI_TIMEOUT_MS;
-  if (env.STAGEGATE_TIMEOUT_MS !== undefined && env.STAGEGATE_TIMEOUT_MS !== '') {
-    timeoutMs = Number(env.STAGEGATE_TIMEOUT_MS);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw usage('STAGEGATE_TIMEOUT_MS must be a positive integer (milliseconds)');
-  }
+  const timeoutMs = resolveTimeoutMs(env);
 
   let vaultCaCert: string | undefined;
   if (env.VAULT_CACERT) {

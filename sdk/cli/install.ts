@@ -32,7 +32,7 @@ import { detectPackageManager, detectYarnFlavor } from '../install/detect-packag
 import { parseAllowScriptsEntry, planScriptsPolicy } from '../install/plan-scripts-policy';
 import { runContainedInstall, type InstallResult } from '../install/run-contained-install';
 import { scrubEnvironment } from '../install/scrub-environment';
-import { DEFAULT_CLI_TIMEOUT_MS, EXIT_STAGE_NOT_OPENED, EXIT_USAGE } from './config';
+import { DEFAULT_CLI_TIMEOUT_MS, EXIT_STAGE_NOT_OPENED, EXIT_USAGE, resolveBrokerUrl, resolveTimeoutMs, usage } from './config';
 import { createReporter, type Reporter } from './output';
 
 /** Stage name of the install phase when `--stage` is not given. */
@@ -81,9 +81,6 @@ export interface InstallConfig {
   readonly cwd: string;
 }
 
-function usage(message: string, flag?: string): StagegateError {
-  return new StagegateError('CONFIG_INVALID', message, { details: flag ? { flag } : {} });
-}
 
 /**
  * Parse and check `stagegate install` arguments against an environment, before anything is
@@ -151,21 +148,9 @@ export function loadInstallConfig(
     ...(detected.manager === 'yarn' ? { yarnFlavor: detectYarnFlavor(cwd) } : {}),
   });
 
-  const brokerUrl = (values.broker as string | undefined) ?? env.STAGEGATE_BROKER_URL ?? '';
-  if (!brokerUrl) throw usage('no broker: pass --broker URL or set STAGEGATE_BROKER_URL', '--broker');
-  try {
-    const u = new URL(brokerUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
-    if (u.username || u.password) throw new Error('userinfo');
-  } catch {
-    throw usage('the broker URL must be an http(s) URL without user:password', '--broker');
-  }
+  const brokerUrl = resolveBrokerUrl(values.broker as string | undefined, env);
 
-  let timeoutMs = DEFAULT_CLI_TIMEOUT_MS;
-  if (env.STAGEGATE_TIMEOUT_MS !== undefined && env.STAGEGATE_TIMEOUT_MS !== '') {
-    timeoutMs = Number(env.STAGEGATE_TIMEOUT_MS);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw usage('STAGEGATE_TIMEOUT_MS must be a positive integer (milliseconds)');
-  }
+  const timeoutMs = resolveTimeoutMs(env);
 
   return {
     help,
