@@ -102,6 +102,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly s: Record<string, Database.Statement>;
+  private queue: Array<{ fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  private flushScheduled = false;
 
   constructor(options: SqliteStoreOptions) {
     this.now = options.now ?? Date.now;
@@ -185,13 +187,53 @@ export class SqliteStore implements Store {
     }
   }
 
-  private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  /**
+   * Group commit. Every write is queued and, once per event-loop turn, all queued writes
+   * run in ONE immediate transaction, each inside its own savepoint: a write that throws
+   * (a coded denial such as STAGE_ALREADY_RAN) rolls back only itself. Each caller's
+   * promise settles only after the shared COMMIT succeeded, so "resolved" still means
+   * "durable"; if the COMMIT fails, every write of the batch rejects. Under concurrency this
+   * turns N commits (the dominant cost: WAL append, auto-checkpoints) into one.
+   */
+  private tx<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const jobs = this.queue;
+    this.queue = [];
+    if (jobs.length === 0 || !this.db.open) {
+      for (const j of jobs) j.reject(new StagegateError('INTERNAL', 'the store is closed'));
+      return;
+    }
+    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    try {
+      this.db.transaction(() => {
+        for (const job of jobs) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(job.fn)() }); // nested: a SAVEPOINT
+          } catch (err) {
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      }).immediate();
+    } catch (err) {
+      for (const j of jobs) j.reject(err);
+      return;
+    }
+    jobs.forEach((j, i) => (outcomes[i]!.ok ? j.resolve(outcomes[i]!.value) : j.reject(outcomes[i]!.value)));
   }
 
   async createStage(input: NewStage): Promise<void> {
     const st = input.stage;
-    this.tx(() => {
+    await this.tx(() => {
       if (st.phase === 'run') {
         if (this.s.installOpen!.get(st.build)) {
           throw new StagegateError('INSTALL_PHASE_OPEN', 'the install phase of this build is open: nothing is issued until it closes', {
@@ -306,7 +348,7 @@ export class SqliteStore implements Store {
   }
 
   async appendAudit(events: readonly AuditInput[]): Promise<void> {
-    this.tx(() => this.audit(events));
+    await this.tx(() => this.audit(events));
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditEvent[]> {
@@ -322,6 +364,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.flushScheduled) this.flush(); // commit what callers are waiting for
     if (this.db.open) this.db.close();
   }
 }
