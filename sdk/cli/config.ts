@@ -4,7 +4,7 @@
  * its flag; bad configuration is a usage error (exit {@link EXIT_USAGE}).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StagegateError } from '../errors';
 import { identityTokenSourcesFromEnv, type IdentityTokenSources } from '../identity-token';
 import type { DeliveryMode } from '../local-endpoints/delivery-env';
@@ -80,6 +80,25 @@ export function resolveBrokerUrl(flag: string | undefined, env: Readonly<Record<
   return brokerUrl;
 }
 
+/**
+ * Split `OWN-ARGS -- CMD ARGS…` and parse OWN-ARGS with `util.parseArgs`; a parse error
+ * becomes a usage error (its message names the flag, never a value).
+ */
+export function parseCommandLine(
+  argv: readonly string[],
+  options: ParseArgsConfig['options'],
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[]; command: string[] } {
+  const dash = argv.indexOf('--');
+  const own = dash === -1 ? [...argv] : argv.slice(0, dash);
+  const command = dash === -1 ? [] : argv.slice(dash + 1);
+  try {
+    const { values, positionals } = parseArgs({ args: own, allowPositionals: true, options });
+    return { values: values as Record<string, string | boolean | string[] | undefined>, positionals, command };
+  } catch (err) {
+    throw usage(err instanceof Error ? err.message : 'invalid arguments');
+  }
+}
+
 /** Broker call timeout from `STAGEGATE_TIMEOUT_MS` (milliseconds), else {@link DEFAULT_CLI_TIMEOUT_MS}. */
 export function resolveTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
   if (env.STAGEGATE_TIMEOUT_MS === undefined || env.STAGEGATE_TIMEOUT_MS === '') return DEFAULT_CLI_TIMEOUT_MS;
@@ -97,16 +116,7 @@ export function resolveTimeoutMs(env: Readonly<Record<string, string | undefined
  * ```
  */
 export function loadRunConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): RunConfig {
-  const dash = argv.indexOf('--');
-  const own = dash === -1 ? [...argv] : argv.slice(0, dash);
-  const command = dash === -1 ? [] : argv.slice(dash + 1);
-  let values: Record<string, string | boolean | string[] | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: own,
-      allowPositionals: true,
-      options: {
+  const { values, positionals, command } = parseCommandLine(argv, {
         stage: { type: 'string' },
         evidence: { type: 'string', multiple: true },
         artifact: { type: 'string', multiple: true },
@@ -117,12 +127,7 @@ export function loadRunConfig(argv: readonly string[], env: Readonly<Record<stri
         'gce-allow-any-local': { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    // parseArgs messages name the flag, never a value we would mind showing.
-    throw usage(err instanceof Error ? err.message : 'invalid arguments');
-  }
+      });
   const help = values.help === true;
   const base = {
     help,

@@ -22,7 +22,6 @@
  * cannot be executed / found — the same codes as `stagegate run`.
  */
 import { constants as osConstants } from 'node:os';
-import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { createStagegateClient, type OpenedStage, type StagegateClient } from '../client';
 import { StagegateError, isStagegateError } from '../errors';
@@ -32,7 +31,7 @@ import { detectPackageManager, detectYarnFlavor } from '../install/detect-packag
 import { parseAllowScriptsEntry, planScriptsPolicy } from '../install/plan-scripts-policy';
 import { runContainedInstall, type InstallResult } from '../install/run-contained-install';
 import { scrubEnvironment } from '../install/scrub-environment';
-import { DEFAULT_CLI_TIMEOUT_MS, EXIT_STAGE_NOT_OPENED, EXIT_USAGE, resolveBrokerUrl, resolveTimeoutMs, usage } from './config';
+import { DEFAULT_CLI_TIMEOUT_MS, EXIT_STAGE_NOT_OPENED, EXIT_USAGE, parseCommandLine, resolveBrokerUrl, resolveTimeoutMs, usage } from './config';
 import { createReporter, type Reporter } from './output';
 
 /** Stage name of the install phase when `--stage` is not given. */
@@ -100,16 +99,7 @@ export function loadInstallConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
   cwd: string = process.cwd(),
 ): InstallConfig {
-  const dash = argv.indexOf('--');
-  const own = dash === -1 ? [...argv] : argv.slice(0, dash);
-  const command = dash === -1 ? [] : argv.slice(dash + 1);
-  let values: Record<string, string | boolean | string[] | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: own,
-      allowPositionals: true,
-      options: {
+  const { values, positionals, command } = parseCommandLine(argv, {
         stage: { type: 'string' },
         keep: { type: 'string', multiple: true },
         'allow-scripts': { type: 'string', multiple: true },
@@ -117,12 +107,7 @@ export function loadInstallConfig(
         'identity-token-file': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    // parseArgs messages name the flag, never a value we would mind showing.
-    throw usage(err instanceof Error ? err.message : 'invalid arguments');
-  }
+      });
   const help = values.help === true;
   const json = values.json === true;
   if (help) {
