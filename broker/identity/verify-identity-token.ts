@@ -104,9 +104,11 @@ export function createIdentityVerifier(issuers: readonly IssuerConfig[]): Identi
     try {
       entry.keys = await entry.loading;
       return entry.keys;
-    } catch (err) {
-      entry.loading = undefined; // try discovery again next time
-      throw fail('jwks-unavailable', `cannot load the signing keys of issuer '${entry.config.name}'`, { issuer: entry.config.name, cause: String((err as Error).message) });
+    } catch {
+      // Try discovery again next time. The fetch error's text is not passed on: callers get
+      // the reason code; what failed is the configured issuer URL, visible to operators.
+      entry.loading = undefined;
+      throw fail('jwks-unavailable', `cannot load the signing keys of issuer '${entry.config.name}'`, { issuer: entry.config.name });
     }
   }
 

@@ -126,3 +126,23 @@ it('the HS256 forgery above is a valid HS256 token (so the refusal is ours, not 
   const r = await openWith(token);
   expect(r.body.error.details.reason).toBe('algorithm');
 });
+
+describe('an unreachable issuer', () => {
+  it('fails closed with reason jwks-unavailable and no fetch error text', async () => {
+    const d = await startTestBroker({
+      configure: (c) => {
+        delete c.issuers[0].jwksUri; // discovery, against a port nothing listens on
+        c.issuers[0].issuer = 'http://127.0.0.1:9';
+      },
+    });
+    try {
+      const token = await d.issuer.sign(buildClaims(), { issuer: 'http://127.0.0.1:9' });
+      const r = await call(d.url, 'POST', '/v1/stages', { token, body: { stage: 'deploy' } });
+      expect([r.status, r.body.error.code, r.body.error.details.reason]).toEqual([401, 'UNAUTHENTICATED', 'jwks-unavailable']);
+      expect(Object.keys(r.body.error.details).sort()).toEqual(['issuer', 'reason']);
+      expect((await d.broker.store.counts()).openStages).toBe(0);
+    } finally {
+      await d.close();
+    }
+  });
+});
