@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { CLI, REPO_ROOT, buildClaims, call, startTestBroker, waitFor, type TestBroker } from '../harness/broker';
 import { expectNoLeaks } from '../harness/secrets';
 import { jsonEvents, runCli, startCli, type CliOutcome } from './cli-process';
-import { killProcessesMentioning, liveProcessesMentioning } from './process-scan';
+import { killProcessesMentioning, liveProcessesMentioning } from '../harness/process-scan';
 
 jest.setTimeout(120_000);
 

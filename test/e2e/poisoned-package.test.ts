@@ -25,15 +25,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, REPO_ROOT, buildClaims, call, startTestBroker, waitFor, type TestBroker } from '../harness/broker';
+import { listenOnLoopback, portOf } from '../harness/loopback-server';
 import { expectNoLeaks } from '../harness/secrets';
 import { jsonEvents, runCli, startCli, type CliOutcome } from './cli-process';
 import { startFakeGithubActionsOidc, type FakeGithubActionsOidc } from './fake-github-actions-oidc';
-import { killProcessesMentioning, liveProcessesMentioning, liveProcessesWorkingIn, watchProcesses } from './process-scan';
+import { killProcessesMentioning, liveProcessesMentioning, liveProcessesWorkingIn, watchProcesses } from '../harness/process-scan';
 import { startRecordingProxy, type RecordingProxy } from './recording-proxy';
 
 jest.setTimeout(180_000);
@@ -82,13 +82,6 @@ let root: string;
 let caseNo = 0;
 const opened: Array<{ close(): Promise<void> }> = [];
 
-function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  return new Promise((resolve) => {
-    const s = createServer(handler);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  });
-}
-const portOf = (s: Server): number => (s.address() as AddressInfo).port;
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
@@ -96,7 +89,7 @@ beforeAll(async () => {
   broker = await startTestBroker();
   // The job's own role endpoint (AWS container-credentials protocol, as EKS Pod Identity /
   // ECS serve it): the raw token in Authorization, else 401.
-  awsJobEndpoint = await listen((req, res) => {
+  awsJobEndpoint = await listenOnLoopback((req, res) => {
     if (req.headers.authorization !== S.awsEndpointToken) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"Code":"Unauthorized","Message":"bad token"}');
       return;

@@ -7,12 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isProcessAlive, probePidNamespace, runContainedInstall, type InstallResult } from '../../sdk/install';
+import { probePidNamespace, runContainedInstall, type InstallResult } from '../../sdk/install';
+import { listenOnLoopback, portOf } from '../harness/loopback-server';
+import { killProcessesMentioning, liveProcessesMentioning } from '../harness/process-scan';
 import { buildInstallDriver } from './build-install-driver';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'poisoned-package');
@@ -45,18 +46,11 @@ let servers: Server[] = [];
 let ports: { aws: number; oidc: number; broker: number };
 let driver: string;
 
-function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  return new Promise((resolve) => {
-    const s = createServer(handler);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  });
-}
-const portOf = (s: Server): number => (s.address() as AddressInfo).port;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'sg-poison-'));
   // AWS container-credentials protocol: raw token in Authorization, else 401.
-  const aws = await listen((req, res) => {
+  const aws = await listenOnLoopback((req, res) => {
     if (req.headers.authorization !== S.awsEndpointToken) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"Code":"Unauthorized","Message":"bad token"}');
       return;
@@ -65,7 +59,7 @@ beforeAll(async () => {
     res.end(JSON.stringify({ AccessKeyId: S.endpointAccessKey, SecretAccessKey: 'x', Token: 'y', Expiration: '2030-01-01T00:00:00Z' }));
   });
   // GitHub Actions OIDC request URL: Bearer request token, answers {value: jwt}.
-  const oidc = await listen((req, res) => {
+  const oidc = await listenOnLoopback((req, res) => {
     if (req.headers.authorization !== `Bearer ${S.oidcRequestToken}`) {
       res.writeHead(401).end();
       return;
@@ -74,7 +68,7 @@ beforeAll(async () => {
   });
   // A broker that would issue to the minted identity token (no install lock: that is the
   // broker's half, tested elsewhere; here we show the token never reaches it).
-  const broker = await listen((req, res) => {
+  const broker = await listenOnLoopback((req, res) => {
     if (req.method === 'POST' && req.url === '/v1/stages' && req.headers.authorization === `Bearer ${S.mintedJwt}`) {
       res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ stageId: 's1', credentials: [{ value: S.brokerCredential }] }));
       return;
@@ -89,13 +83,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers) await new Promise((r) => s.close(r));
   // Kill anything a failed assertion may have left (the positive control's daemon included).
-  for (const pid of processesMentioning(root)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  killProcessesMentioning(root);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -142,19 +130,6 @@ function readReport(path: string): ReportLine[] {
     .map((l) => JSON.parse(l) as ReportLine);
 }
 
-function processesMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const text = readFileSync(`/proc/${e}/cmdline`, 'utf8') + readFileSync(`/proc/${e}/environ`, 'utf8');
-      if (text.includes(needle) && isProcessAlive(Number(e))) out.push(Number(e));
-    } catch {
-      // gone or not ours
-    }
-  }
-  return out;
-}
 
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
@@ -289,7 +264,7 @@ describe('npm install of the poisoned fixture', () => {
       expect(postinstall.find((l) => l.channel === 'daemon')?.detail.started).toBe(true);
       await new Promise((r) => setTimeout(r, 1500));
       expect(readReport(reportPath).filter((l) => l.phase === 'daemon' && l.channel !== 'daemon-alive')).toEqual([]);
-      expect(processesMentioning(fixture)).toEqual([]);
+      expect(liveProcessesMentioning(fixture)).toEqual([]);
     },
   );
 
@@ -307,6 +282,6 @@ describe('npm install of the poisoned fixture', () => {
     expect(JSON.stringify(lines.find((l) => l.channel === 'ancestors')?.obtained)).toContain(S.awsSecretKey);
     // The daemon is still killed (cgroup / marker).
     expect(result.leftoversKilled).toBeGreaterThanOrEqual(1);
-    expect(processesMentioning(fixture)).toEqual([]);
+    expect(liveProcessesMentioning(fixture)).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isProcessAlive, probePidNamespace, runContained, type RunContainedOptions } from '../../sdk/install';
+import { probePidNamespace, runContained, type RunContainedOptions } from '../../sdk/install';
+import { killProcessesMentioning, liveProcessesMentioning } from '../harness/process-scan';
 
 const DAEMON = join(__dirname, 'scripts', 'double-fork-daemon.js');
 const linux = process.platform === 'linux';
@@ -13,13 +14,7 @@ beforeAll(() => {
 
 afterAll(() => {
   // Whatever a failed assertion left behind must not outlive the test run.
-  for (const pid of survivors(dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone, as it should be
-    }
-  }
+  killProcessesMentioning(dir, { inEnviron: false });
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -29,22 +24,6 @@ function daemonPids(pidfile: string): number[] {
   return readFileSync(pidfile, 'utf8').split('\n').filter(Boolean).map(Number);
 }
 
-/**
- * Live processes (seen from here, whatever namespace they are in) whose command line
- * names `needle` — every daemon stage carries its pidfile path in its argv.
- */
-function survivors(needle: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle) && isProcessAlive(Number(e))) out.push(Number(e));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 let n = 0;
 function base(over: Partial<RunContainedOptions> & { args: string[] }): RunContainedOptions {
@@ -67,7 +46,7 @@ const modes: { name: string; opts: Pick<RunContainedOptions, 'containment' | 'pi
       const pids = daemonPids(pidfile);
       expect(r.exitCode).toBe(0);
       expect(pids).toHaveLength(1);
-      expect(survivors(pidfile)).toEqual([]);
+      expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual([]);
       expect(r.leftoversKilled).toBeGreaterThanOrEqual(1);
       expect(r.containment).toBe(mode.containment);
       expect(r.pidNamespace).toBe(mode.ns);
@@ -80,7 +59,7 @@ const modes: { name: string; opts: Pick<RunContainedOptions, 'containment' | 'pi
     await new Promise((res) => setTimeout(res, 100)); // any survivor would have forked by now
     const pids = daemonPids(pidfile);
     expect(pids.length).toBeGreaterThanOrEqual(1);
-    expect(survivors(pidfile)).toEqual([]);
+    expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual([]);
     expect(r.leftoversKilled).toBeGreaterThanOrEqual(1);
   });
 
@@ -91,7 +70,7 @@ const modes: { name: string; opts: Pick<RunContainedOptions, 'containment' | 'pi
     expect(r.exitCode).toBe(0);
     expect(pids).toHaveLength(1);
     // It survives: that is why the cgroup and the PID namespace exist.
-    expect(survivors(pidfile)).toEqual(pids);
+    expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual(pids);
     process.kill(pids[0] as number, 'SIGKILL');
   });
 
@@ -101,7 +80,7 @@ const modes: { name: string; opts: Pick<RunContainedOptions, 'containment' | 'pi
     const pids = daemonPids(pidfile);
     expect(r.containment).toBe('cgroup');
     expect(pids).toHaveLength(1);
-    expect(survivors(pidfile)).toEqual([]);
+    expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual([]);
     expect(r.leftoversKilled).toBeGreaterThanOrEqual(1);
   });
 
@@ -111,7 +90,7 @@ const modes: { name: string; opts: Pick<RunContainedOptions, 'containment' | 'pi
     const pids = daemonPids(pidfile);
     expect(r.pidNamespace).toBe(true);
     expect(pids).toHaveLength(1);
-    expect(survivors(pidfile)).toEqual([]);
+    expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual([]);
     expect(r.leftoversKilled).toBeGreaterThanOrEqual(1);
   });
 });

@@ -4,10 +4,11 @@
  * runContainedInstall in a driver), signalled the way CI cancels a step.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isProcessAlive, type InstallResult } from '../../sdk/install';
+import type { InstallResult } from '../../sdk/install';
+import { killProcessesMentioning, liveProcessesMentioning } from '../harness/process-scan';
 import { buildInstallDriver } from './build-install-driver';
 
 const DAEMON = join(__dirname, 'scripts', 'double-fork-daemon.js');
@@ -20,28 +21,10 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const pid of mentioning(root)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  killProcessesMentioning(root, { inEnviron: false });
   rmSync(root, { recursive: true, force: true });
 });
 
-function mentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle) && isProcessAlive(Number(e))) out.push(Number(e));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 async function waitFor(check: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -79,7 +62,7 @@ function startDriver(name: string, command: string, args: string[], pidNamespace
       const result = await done;
       expect(result).toMatchObject({ exitCode: null, signal: 'SIGTERM', forwardedSignal: 'SIGTERM' });
       expect(result.leftoversKilled).toBeGreaterThanOrEqual(1);
-      expect(mentioning(pidfile)).toEqual([]);
+      expect(liveProcessesMentioning(pidfile, { inEnviron: false })).toEqual([]);
     });
 
     it(`SIGINT is forwarded (pidNamespace ${ns})`, async () => {
@@ -94,7 +77,7 @@ function startDriver(name: string, command: string, args: string[], pidNamespace
       child.kill('SIGINT');
       const result = await done;
       expect(result).toMatchObject({ exitCode: null, signal: 'SIGINT', forwardedSignal: 'SIGINT' });
-      expect(mentioning(ready)).toEqual([]);
+      expect(liveProcessesMentioning(ready, { inEnviron: false })).toEqual([]);
     });
   }
 });

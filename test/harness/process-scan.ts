@@ -1,25 +1,31 @@
 /**
- * Finding processes from outside any namespace: every live (not zombie) process whose
- * command line or environment mentions a string (e.g. a test's unique temp directory).
- * PIDs are those of this (the root) PID namespace, so they can be killed from here.
+ * Finding processes from outside any namespace, for tests: every live (not zombie)
+ * process whose command line (and, by default, environment) mentions a string, e.g. a
+ * test's unique temp directory. PIDs are those of this (the root) PID namespace, so they
+ * can be killed from here.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { isProcessAlive } from '../../sdk/install';
 
-export function liveProcessesMentioning(needle: string): number[] {
+export interface MentionOptions {
+  /** Also search each process's initial environment (default true); false: the command line only. */
+  readonly inEnviron?: boolean;
+}
+
+export function liveProcessesMentioning(needle: string, options: MentionOptions = {}): number[] {
   const out: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state === 'Z' || state === 'X') continue;
       let text = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      try {
-        text += readFileSync(`/proc/${e}/environ`, 'utf8');
-      } catch {
-        // environ of another user's process: cmdline is enough
+      if (options.inEnviron !== false) {
+        try {
+          text += readFileSync(`/proc/${e}/environ`, 'utf8');
+        } catch {
+          // environ of another user's process: cmdline is enough
+        }
       }
-      if (text.includes(needle)) out.push(Number(e));
+      if (text.includes(needle) && isProcessAlive(Number(e))) out.push(Number(e));
     } catch {
       // gone between readdir and read
     }
@@ -38,9 +44,7 @@ export function liveProcessesWorkingIn(dir: string, exclude: readonly number[] =
     const pid = Number(e);
     if (!/^\d+$/.test(e) || pid === process.pid || exclude.includes(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state === 'Z' || state === 'X') continue;
+      if (!isProcessAlive(pid)) continue;
       const cwd = readlinkSync(`/proc/${e}/cwd`);
       if (cwd === dir || cwd.startsWith(`${dir}/`)) out.push(pid);
     } catch {
@@ -51,9 +55,9 @@ export function liveProcessesWorkingIn(dir: string, exclude: readonly number[] =
 }
 
 /** SIGKILL every live process mentioning `needle` (afterAll clean-up). */
-export function killProcessesMentioning(needle: string): number {
+export function killProcessesMentioning(needle: string, options: MentionOptions = {}): number {
   let n = 0;
-  for (const pid of liveProcessesMentioning(needle)) {
+  for (const pid of liveProcessesMentioning(needle, options)) {
     try {
       process.kill(pid, 'SIGKILL');
       n++;
@@ -84,3 +88,4 @@ export function watchProcesses(needle: string, intervalMs = 20): { seen: Map<num
   scan();
   return { seen, stop: () => clearInterval(timer) };
 }
+
