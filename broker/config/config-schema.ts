@@ -31,7 +31,8 @@ export const DEFAULTS = {
   revokeBackoffMaxMs: 60_000,
 } as const;
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Names of issuers, providers, rules, stages and grants: 1-63 of `[A-Za-z0-9._-]`, starting alphanumeric. */
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const name = (what: string) =>
   z.string().regex(NAME, `${what} must be 1-63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`);
 

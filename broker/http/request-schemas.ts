@@ -1,15 +1,11 @@
 /** Request bodies of API v1. Strict: unknown fields are an error, not ignored. */
 import { z } from 'zod';
-
-export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-/** Largest number of evidence items in one open request. */
-export const MAX_EVIDENCE_ITEMS = 16;
-/** Largest number of declared artifacts in one open request. */
-export const MAX_ARTIFACTS = 64;
+import { NAME } from '../config/config-schema';
+import { MAX_ARTIFACTS, MAX_EVIDENCE_ITEMS } from '../provenance/evidence-schema';
 
 export const openStageBodySchema = z
   .object({
-    stage: z.string().regex(STAGE_NAME, 'stage must be 1-63 characters of letters, digits, ., _ or -'),
+    stage: z.string().regex(NAME, 'stage must be 1-63 characters of letters, digits, ., _ or -'),
     phase: z.enum(['run', 'install']).default('run'),
     evidence: z.array(z.record(z.string(), z.unknown())).max(MAX_EVIDENCE_ITEMS).default([]),
     artifacts: z

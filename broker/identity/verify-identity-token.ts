@@ -88,6 +88,8 @@ async function discoverJwksUri(issuer: string): Promise<string> {
 export function createIdentityVerifier(issuers: readonly IssuerConfig[]): IdentityVerifier {
   const byIss = new Map<string, IssuerEntry>();
   for (const config of issuers) byIss.set(config.issuer, { config, keys: undefined, loading: undefined });
+  // Before the issuer is known, the largest cap of any issuer bounds the parse.
+  const maxBytesAnyIssuer = Math.max(...issuers.map((i) => i.maxTokenBytes));
 
   async function keysFor(entry: IssuerEntry): Promise<JWTVerifyGetKey> {
     if (entry.keys) return entry.keys;
@@ -115,8 +117,7 @@ export function createIdentityVerifier(issuers: readonly IssuerConfig[]): Identi
   return {
     async verify(token) {
       if (token === undefined || token.length === 0) throw fail('missing', 'an identity token is required (Authorization: Bearer …)');
-      const maxBytes = Math.max(...issuers.map((i) => i.maxTokenBytes));
-      if (Buffer.byteLength(token) > maxBytes) throw fail('too-large', `identity token exceeds ${maxBytes} bytes`);
+      if (Buffer.byteLength(token) > maxBytesAnyIssuer) throw fail('too-large', `identity token exceeds ${maxBytesAnyIssuer} bytes`);
       let iss: unknown;
       let alg: unknown;
       try {
